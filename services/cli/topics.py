@@ -103,8 +103,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print(f"{verb:12} {spec.name} partitions={spec.partitions} replication={spec.replication_factor}")
     for spec in result.present:
         print(f"{'ok':12} {spec.name} partitions={spec.partitions}")
-    summary = "nothing to do" if result.changes_nothing else f"{len(result.create)} {verb}"
-    print(f"topics: {summary} ({len(result.present)} already present)")
+    if result.changes_nothing:
+        print(f"topics: nothing to do, {len(result.present)} already present")
+    else:
+        dry = " (dry run)" if args.dry_run else ""
+        print(f"topics: {verb} {len(result.create)}, {len(result.present)} already present{dry}")
     return 0
 
 

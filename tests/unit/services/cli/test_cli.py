@@ -1,0 +1,52 @@
+"""The CLI's contract with a person: one-line errors, env defaults in --help."""
+
+from tests.helpers import run_fleet
+
+
+def test_unknown_flag_is_one_line_and_exit_2():
+    result = run_fleet(["topics", "apply", "--no-such-flag"])
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "unrecognized arguments: --no-such-flag" in result.stderr
+
+
+def test_unknown_verb_is_one_line():
+    result = run_fleet(["fly"])
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_bad_environment_value_is_one_line_without_traceback():
+    result = run_fleet(["status"], env={"FLEET_STACK_MQTT_PORT": "abc", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == "fleet: error: FLEET_STACK_MQTT_PORT='abc': expected an integer"
+
+
+def test_bad_topics_file_is_one_line(tmp_path):
+    bad = tmp_path / "t.yaml"
+    bad.write_text("topics: {a: {partitions: -1}}")
+    result = run_fleet(["topics", "locate", "VIN", "--file", str(bad)])
+    assert result.returncode == 2
+    assert "a.partitions: expected a positive integer" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_shows_env_names_and_defaults():
+    result = run_fleet(["up", "--help"])
+    assert result.returncode == 0
+    assert "FLEET_STACK_KAFKA_PORT" in result.stdout
+    assert "default 9092" in result.stdout
+
+
+def test_locate_prints_the_java_partition_of_a_key():
+    result = run_fleet(["topics", "locate", "21"])
+    assert result.returncode == 0
+    # murmur2("21") = -973932308 -> (& 0x7fffffff) = 1173551340 -> % 6 = 0
+    assert "telemetry.engine           partition 0 of 6" in result.stdout
+
+
+def test_unreachable_broker_is_one_line(tmp_path):
+    result = run_fleet(["topics", "apply", "--bootstrap", "127.0.0.1:1"])
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("fleet: error: no Kafka broker answers at 127.0.0.1:1")
+    assert result.stderr.strip().count("\n") == 0
