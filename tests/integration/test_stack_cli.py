@@ -156,10 +156,8 @@ def test_port_in_use_is_one_clear_line(tmp_path):
         result = run_fleet(["up"], stack_env(tmp_path, FLEET_STACK_KAFKA_PORT=str(port)))
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert (
-        last
-        == f"fleet: error: port {port} (kafka) is in use on 127.0.0.1: stop what holds it or set FLEET_STACK_KAFKA_PORT"
-    )
+    expected = f"port {port} (kafka) is in use on 127.0.0.1: stop what holds it or set FLEET_STACK_KAFKA_PORT"
+    assert last == f"fleet: error: {expected}"
     assert "Traceback" not in result.stderr
 
 

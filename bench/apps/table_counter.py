@@ -1,7 +1,9 @@
-"""A minimal Faust worker with a changelog-backed Table, for the broker conformance suite.
+"""A minimal Faust worker with a changelog-backed Table (broker conformance, `fleet bench stack`).
 
 Counts records per key from $COUNTER_IN into a Table and sends (key, count) to $COUNTER_OUT.
-Run: python tests/integration/apps/table_counter.py worker --without-web -l info
+$COUNTER_GROUP_SETTINGS=faust-defaults runs it with Faust's own group timings (the peer in
+`fleet bench stack`); otherwise it uses ours (services.common.kafka.FAUST_GROUP_SETTINGS).
+Run: python bench/apps/table_counter.py worker --without-web -l info
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ import os
 
 import faust
 
-from services.common.kafka import faust_broker_settings
+from services.common.kafka import FAUST_GROUP_SETTINGS, faust_broker_settings
 from services.common.settings import KafkaSettings
+
+broker = faust_broker_settings(KafkaSettings.from_env())
+if os.environ.get("COUNTER_GROUP_SETTINGS") == "faust-defaults":
+    broker = {k: v for k, v in broker.items() if k not in FAUST_GROUP_SETTINGS}
 
 app = faust.App(
     os.environ["COUNTER_APP_ID"],
-    **faust_broker_settings(KafkaSettings.from_env()),
+    **broker,
     store="memory://",
     web_enabled=False,
     datadir=os.environ["COUNTER_DATADIR"],

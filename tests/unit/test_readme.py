@@ -1,0 +1,20 @@
+"""README promises: the two commands first, and every setting documented."""
+
+from pathlib import Path
+
+from services.common.settings import KafkaSettings, LogSettings, MqttSettings
+from services.stack.settings import StackSettings
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def test_readme_starts_with_the_two_commands():
+    first_block = README.split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
+    assert commands == ["make run", "make test"]
+
+
+def test_every_setting_is_in_the_readme_table():
+    for cls in (StackSettings, KafkaSettings, MqttSettings, LogSettings):
+        for var, _default, _help in cls.describe():
+            assert f"| `{var}` |" in README, var
