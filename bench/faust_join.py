@@ -19,6 +19,7 @@ from typing import Any
 from services.common import topics
 from services.common.kafka import make_admin, make_consumer, start_producer
 from services.common.settings import KafkaSettings
+from services.stack.processes import die_with_parent
 
 APP = Path(__file__).resolve().parent / "apps" / "table_counter.py"
 
@@ -35,6 +36,7 @@ class CounterWorker:
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),  # no orphan worker if the benchmark is killed
             )
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
@@ -112,6 +114,10 @@ async def measure(
             raise AssertionError(worker.tail())
         restart = time.monotonic() - t1
         return {"cold_s": cold, "restart_after_kill_s": restart}
+    except TimeoutError:
+        raise TimeoutError(
+            f"{tag}: no record processed within {within_s:g} s; worker log: {worker.log}"
+        ) from None
     finally:
         worker.stop()
         await producer.stop()

@@ -24,6 +24,18 @@ from services.common.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 
+# Faust group timings. Tansu's coordinator holds a JoinGroup for about half the *session*
+# timeout, so Faust's default 60 s session makes every join wait ~30 s. 6 s is the smallest
+# session Apache Kafka accepts by default (group.min.session.timeout.ms), so the same values
+# stay valid there; 1 s heartbeats (from Faust's consumer thread) leave 6 chances per session
+# under load. `fleet bench stack` measures these beside Faust's defaults.
+FAUST_GROUP_SETTINGS: dict[str, Any] = {
+    "broker_session_timeout": 6.0,
+    "broker_heartbeat_interval": 1.0,
+    "broker_rebalance_timeout": 10.0,
+}
+
+
 def client_kwargs(settings: KafkaSettings, role: str) -> dict[str, Any]:
     """Connection arguments shared by producers, consumers and admin clients."""
     kwargs: dict[str, Any] = {
@@ -60,13 +72,19 @@ def make_consumer(
     role: str = "consumer",
     **overrides: Any,
 ) -> AIOKafkaConsumer:
-    """A consumer (not started): manual commits, earliest reset, unless overridden."""
+    """A consumer (not started): manual commits, earliest reset, fast group joins, unless overridden.
+
+    Session and heartbeat match FAUST_GROUP_SETTINGS: Tansu holds a JoinGroup for about half
+    the session timeout, and 6 s is Apache Kafka's default minimum session.
+    """
     kwargs: dict[str, Any] = {
         **client_kwargs(settings, role),
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "isolation_level": "read_uncommitted",
+        "session_timeout_ms": int(FAUST_GROUP_SETTINGS["broker_session_timeout"] * 1000),
+        "heartbeat_interval_ms": int(FAUST_GROUP_SETTINGS["broker_heartbeat_interval"] * 1000),
     }
     kwargs.update(overrides)
     return AIOKafkaConsumer(*topics, **kwargs)
@@ -130,18 +148,6 @@ def _quiet_init_producer_id() -> Iterator[None]:
         yield
     finally:
         sender_log.removeFilter(quiet)
-
-
-# Faust group timings. Tansu's coordinator holds a JoinGroup for about half the *session*
-# timeout, so Faust's default 60 s session makes every join wait ~30 s. 6 s is the smallest
-# session Apache Kafka accepts by default (group.min.session.timeout.ms), so the same values
-# stay valid there; 1 s heartbeats (from Faust's consumer thread) leave 6 chances per session
-# under load. `fleet bench stack` measures these beside Faust's defaults.
-FAUST_GROUP_SETTINGS: dict[str, Any] = {
-    "broker_session_timeout": 6.0,
-    "broker_heartbeat_interval": 1.0,
-    "broker_rebalance_timeout": 10.0,
-}
 
 
 def faust_broker_settings(settings: KafkaSettings) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import ctypes.util
 import logging
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,12 @@ def _die_with_parent(parent_pid: int) -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
+
+
+def die_with_parent() -> Callable[[], None]:
+    """A `preexec_fn` for subprocess: the child gets SIGTERM when this process dies."""
+    parent = os.getpid()
+    return lambda: _die_with_parent(parent)
 
 
 class ChildProcess:
@@ -51,7 +57,6 @@ class ChildProcess:
     async def start(self) -> None:
         """Spawn the process with stdout and stderr appended to its log file."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        parent = os.getpid()
         with open(self.log_file, "ab") as out:  # noqa: ASYNC230 - an append handle, no I/O wait
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -60,7 +65,7 @@ class ChildProcess:
                 stderr=asyncio.subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,
-                preexec_fn=lambda: _die_with_parent(parent),
+                preexec_fn=die_with_parent(),
             )
         log.info("started", extra={"child": self.name, "pid": self.proc.pid})
 

@@ -1,0 +1,153 @@
+"""A seeded fleet of cars stepped in lock-step ticks; the model is pure (no I/O).
+
+fleet = Fleet(FleetConfig(cars=50, seed=7, fault_rate=0.5))
+for ts, frames in fleet.run(duration_s=60):      # frames: [(vin, subsystem, frame), ...]
+    ...
+fleet.labels()     # ground truth, one dict per injected fault
+fleet.manifest()   # per car: class, driver style, route mix (the fuel ranking's truth)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from schemas.catalog import SUBSYSTEMS
+from simulators.drivers import DRIVER_STYLES, STYLES
+from simulators.faults import FAULT_KINDS, ScenarioEntry
+from simulators.routes import ROUTE_KINDS, RouteKind
+from simulators.vehicle import Car, CarProfile
+
+# A simulated fleet starts at a fixed vehicle time unless told otherwise, so seeds reproduce.
+DEFAULT_START_TS = 1_795_000_000_000  # 2026-11-17T...Z
+VIN_PREFIX = "1FLEET"
+
+Frame = tuple[str, str, dict[str, Any]]  # (vin, subsystem, frame)
+
+_ROUTE_PROFILES: tuple[dict[RouteKind, float], ...] = (
+    {"urban": 0.8, "suburban": 0.15, "highway": 0.05},  # city courier
+    {"urban": 0.3, "suburban": 0.5, "highway": 0.2},  # commuter
+    {"urban": 0.1, "suburban": 0.2, "highway": 0.7},  # long distance
+)
+_CLASS_WEIGHTS = {"compact": 0.35, "midsize": 0.45, "suv": 0.2}
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetConfig:
+    """How many cars, how they are chosen, and how faults arrive."""
+
+    cars: int = 10
+    seed: int = 1
+    tick_s: float = 1.0  # vehicle seconds per frame (1 Hz)
+    fault_rate: float = 0.0  # faults per car per hour of vehicle time
+    scenario: Sequence[ScenarioEntry] = ()
+    start_ts: int = DEFAULT_START_TS
+
+
+def vin_for(index: int) -> str:
+    """A valid 17-character VIN (no I, O, Q) for fleet member `index`."""
+    return f"{VIN_PREFIX}{index:011d}"
+
+
+class Fleet:
+    """All cars of a simulation, stepped together."""
+
+    def __init__(self, config: FleetConfig):
+        self.config = config
+        rng = random.Random(config.seed)
+        self.rng = rng
+        self.cars: list[Car] = []
+        for i in range(config.cars):
+            profile = CarProfile(
+                vin=vin_for(i),
+                vehicle_class=rng.choices(list(_CLASS_WEIGHTS), list(_CLASS_WEIGHTS.values()))[0],
+                driver=DRIVER_STYLES[rng.choice(STYLES)],
+                route_weights=dict(rng.choice(_ROUTE_PROFILES)),
+                trip_km=rng.uniform(5, 40),
+                home=(round(rng.uniform(47.5, 48.5), 5), round(rng.uniform(10.5, 12.5), 5)),
+                ambient_c=round(rng.uniform(-5, 30), 1),
+            )
+            self.cars.append(Car(profile, seed=rng.getrandbits(64), start_ts=config.start_ts))
+        self.ts = config.start_ts
+        self.elapsed_s = 0.0
+        self._pending = sorted(config.scenario, key=lambda e: e.at_s)
+
+    def step(self) -> list[Frame]:
+        """Advance every car one tick; return the frames of the cars that are not silent."""
+        cfg = self.config
+        self.elapsed_s += cfg.tick_s
+        self.ts = cfg.start_ts + round(self.elapsed_s * 1000)
+        ts = self.ts
+        self._schedule(ts)
+        out: list[Frame] = []
+        for car in self.cars:
+            car.step(cfg.tick_s, ts)
+            car.end_fault_if_due(ts)
+            if car.silent:
+                continue
+            vin = car.profile.vin
+            frames = car.frames()
+            for subsystem in SUBSYSTEMS:
+                out.append((vin, subsystem, frames[subsystem]))
+        return out
+
+    def _schedule(self, ts: int) -> None:
+        while self._pending and self._pending[0].at_s <= self.elapsed_s:
+            entry = self._pending.pop(0)
+            if entry.car < len(self.cars) and self.cars[entry.car].fault is None:
+                self.cars[entry.car].start_fault(entry.fault, ts, entry.duration_s, entry.detail)
+        if self.config.fault_rate <= 0:
+            return
+        p = self.config.fault_rate * self.config.tick_s / 3600.0
+        for car in self.cars:
+            if car.can_start_fault() and car.rng.random() < p:
+                car.start_fault(car.rng.choice(FAULT_KINDS), ts)
+
+    def run(self, duration_s: float) -> Iterator[tuple[int, list[Frame]]]:
+        """Step for `duration_s` of vehicle time, yielding each tick's frames."""
+        ticks = round(duration_s / self.config.tick_s)
+        for _ in range(ticks):
+            frames = self.step()
+            yield self.ts, frames
+
+    def finish(self) -> None:
+        """Close faults still active at the end: their labels end at the last tick."""
+        for car in self.cars:
+            if car.fault is not None:
+                car.fault.end_ts = min(car.fault.end_ts, self.ts)
+                car.end_fault_if_due(car.fault.end_ts)
+
+    def labels(self) -> list[dict[str, Any]]:
+        """Ground truth of every fault that has ended, ordered by start time."""
+        found = [label for car in self.cars for label in car.labels]
+        return sorted(found, key=lambda label: (label["start_ts"], label["vin"]))
+
+    def manifest(self) -> dict[str, Any]:
+        """Per car: class, driver style, route mix and the true fuel figures so far."""
+        cars = []
+        for car in self.cars:
+            p = car.profile
+            km = car.odometer_km - car.start_odometer_km
+            litres = car.fuel_used_l - car.start_fuel_used_l
+            cars.append(
+                {
+                    "vin": p.vin,
+                    "vehicle_class": p.vehicle_class,
+                    "driver_style": p.driver.name,
+                    "route_weights": p.route_weights,
+                    "trip_km": round(p.trip_km, 2),
+                    "ambient_c": p.ambient_c,
+                    "distance_km": round(km, 3),
+                    "fuel_l": round(litres, 4),
+                    "true_l_per_100km": round(litres / km * 100, 3) if km > 0.5 else None,
+                }
+            )
+        return {
+            "seed": self.config.seed,
+            "cars": cars,
+            "route_kinds": list(ROUTE_KINDS),
+            "start_ts": self.config.start_ts,
+            "tick_s": self.config.tick_s,
+        }
