@@ -115,9 +115,12 @@ class Fleet:
     def finish(self) -> None:
         """Close faults still active at the end: their labels end at the last tick."""
         for car in self.cars:
-            if car.fault is not None:
-                car.fault.end_ts = min(car.fault.end_ts, self.ts)
-                car.end_fault_if_due(car.fault.end_ts)
+            fault = car.fault
+            if fault is not None:
+                # Cut short by the end of the run: onset_ts stays null if the signature never showed.
+                fault.end_ts = min(fault.end_ts, self.ts)
+                car.labels.append(fault.label(car.profile.vin))
+                car.fault = None
 
     def labels(self) -> list[dict[str, Any]]:
         """Ground truth of every fault that has ended, ordered by start time."""

@@ -34,6 +34,9 @@ from simulators.routes import Route, RouteKind, advance, make_route
 Phase = Literal["parked", "warmup", "driving", "stopped"]
 MEDIA_SOURCES = ("SILENT", "FM", "DAB", "USB", "BLUETOOTH", "INTERNET")
 ELECTRICAL_LOAD_A = 25.0
+# A fault lasts at least this long past its onset: longer than any rule's on-delay (30 s) plus
+# the time the hot path needs, so every label is detectable.
+MIN_FAULT_HOLD_MS = 120_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +70,8 @@ class Car:
         self.start_odometer_km = self.odometer_km
         self.start_fuel_used_l = self.fuel_used_l
         self.engine_hours = self.odometer_km / 45.0
-        self.thermal = physics.ThermalState(profile.ambient_c, profile.ambient_c, profile.ambient_c)
-        self.battery = physics.BatteryState(soc=0.9, voltage_v=12.6, current_a=-0.5)
+        self.thermal = physics.ThermalState.soaked(profile.ambient_c)
+        self.battery = physics.BatteryState.resting(0.9)
         self.tire_leak = {t: 0.0 for t in TIRES}
         self.tire_warm_c = 0.0
         self.pads = [self.rng.uniform(10, 60), self.rng.uniform(5, 50)]  # front, rear wear %
@@ -147,8 +150,14 @@ class Car:
     def _end_trip(self) -> None:
         self.speed = 0.0
         self.accel = 0.0
-        self.phase = "parked"
-        self.phase_left_s = self.rng.uniform(120, 900)
+        if self.fault is None:
+            self.phase = "parked"
+            self.phase_left_s = self.rng.uniform(120, 900)
+        else:
+            # A car with an active fault keeps driving (on to its next destination), so the fault's
+            # signature stays continuous and its label maps to exactly one alert episode.
+            self.phase = "stopped"
+            self.stop_dwell_s = self.rng.uniform(5, 30)
         self.route = self._new_route(self.route.destination)
         self.seg_index = 0
         self.seg_pos = 0.0
@@ -193,7 +202,7 @@ class Car:
         fault = self.fault
         thermostat = fault is not None and fault.kind == "overheat_thermostat"
         leak = fault.severity if fault is not None and fault.kind == "overheat_coolant_leak" else 0.0
-        engine_kw = max(self.pt.wheel_power_kw, 0.0) / self.vc.drivetrain_efficiency if self.running else 0.0
+        engine_kw = self.pt.engine_power_kw if self.running else 0.0
         self.thermal = physics.step_thermal(
             self.vc,
             self.thermal,
@@ -236,8 +245,9 @@ class Car:
             self.tire_leak[fault.detail] = min(
                 placard * 0.8, self.tire_leak[fault.detail] + per_min * dt / 60.0
             )
-        if fault.kind == "brake_pads_worn" and self.pads[0] < BRAKE_PAD_WORN_PCT - 3:
-            self.pads[0] = BRAKE_PAD_WORN_PCT - 3  # pads found near their limit; braking finishes them
+        if fault.kind == "brake_pads_worn":
+            # Pads near their limit wear through within a few minutes of driving.
+            self.pads[0] = max(self.pads[0], BRAKE_PAD_WORN_PCT - 3) + (0.02 * dt if self.speed > 0 else 0.0)
         if fault.kind == "dtc_appeared" and fault.detail not in self.dtcs:
             self.dtcs.append(fault.detail)
         if fault.onset_ts is None and self._signature(fault):
@@ -286,6 +296,9 @@ class Car:
         fault = self.fault
         if fault is None or ts < fault.end_ts:
             return
+        if fault.onset_ts is None or ts < fault.onset_ts + MIN_FAULT_HOLD_MS:
+            return  # not repaired before its rule has had time to see it
+        fault.end_ts = ts  # the repair time, later than planned when the onset came late
         self.labels.append(fault.label(self.profile.vin))
         if fault.kind in ("tire_slow_leak", "tire_puncture"):
             self.tire_leak[fault.detail] = 0.0

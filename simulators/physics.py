@@ -1,0 +1,517 @@
+"""Vehicle physics for the simulated fleet: road load, powertrain, heat, oil, battery, tires, brakes.
+
+Everything here is a pure, deterministic function of its arguments: the simulator owns time,
+randomness and state, and calls these once per tick to turn a driver's speed and acceleration
+into the engine, transmission, electronics and chassis signals of `schemas.catalog`.
+
+Fuel follows the Willans line: fuel power = (brake power + losses(rpm)) / marginal efficiency,
+with brake power from the road load (rolling + aero + inertia + grade) through the drivetrain.
+The "midsize" class is tuned to the classic steady-speed curve of a 1.5 t petrol sedan
+(about 5.3 / 5.1 / 5.6 / 6.3 / 7.2 L/100 km at 50 / 60 / 89 / 105 / 121 km/h, 1.4 L/h at idle).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from schemas.catalog import BY_NAME
+
+AIR_DENSITY_KG_M3 = 1.2
+GRAVITY_MS2 = 9.81
+GASOLINE_KWH_PER_L = 8.9  # lower heating value, 32 MJ/L
+GASOLINE_KG_PER_L = 0.745
+STOICHIOMETRIC_AFR = 14.7
+
+_STOPPED_MS = 0.1  # below this the car is standing, in neutral/park
+_FUEL_CUT_MS = 20 / 3.6  # ECUs cut injection on overrun only above ~20 km/h, else they idle
+_KICKDOWN = 0.85  # downshift when demand exceeds this share of the power available in gear
+_CLOSED_THROTTLE_AIR = 0.5  # overrun airflow vs idle airflow at the same rpm (throttle shut)
+
+
+def _limits(signal: str) -> tuple[float, float]:
+    """The catalog's (min, max) for a numeric signal."""
+    s = BY_NAME[signal]
+    assert s.min is not None and s.max is not None, signal
+    return float(s.min), float(s.max)
+
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    return lo if x < lo else hi if x > hi else x
+
+
+_COOLANT_C = _limits("coolant_temp_c")
+_OIL_C = _limits("oil_temp_c")
+_TRANS_C = _limits("trans_temp_c")
+_FUEL_LPH = _limits("fuel_rate_lph")
+_MAF_GPS = _limits("maf_gps")
+_RPM = _limits("engine_rpm")
+_VOLTS = _limits("battery_voltage_v")
+_AMPS = _limits("battery_current_a")
+_OIL_KPA = _limits("oil_pressure_kpa")
+_TIRE_KPA = _limits("tire_fl_kpa")
+_PAD_PCT = _limits("brake_pad_wear_front_pct")
+
+
+@dataclasses.dataclass(frozen=True)
+class VehicleClass:
+    """Physical parameters of one kind of car; every simulated car is an instance of a class."""
+
+    name: str
+    mass_kg: float  # kerb mass plus driver
+    frontal_area_m2: float
+    drag_coefficient: float
+    rolling_resistance: float  # Crr
+    drivetrain_efficiency: float  # gearbox + final drive, engine crank to wheel
+    wheel_radius_m: float  # dynamic rolling radius
+    gear_ratios: tuple[float, ...]  # forward gears, first to top
+    final_drive: float
+    idle_rpm: float
+    max_rpm: float
+    max_torque_nm: float  # flat torque curve, capped by max_power_kw
+    max_power_kw: float
+    willans_efficiency: float  # marginal efficiency: d(brake power) / d(fuel power)
+    loss_idle_kw: float  # friction + pumping losses at idle rpm, the Willans line's intercept
+    loss_kw_per_krpm: float  # losses growing with engine speed (linear term)
+    loss_kw_per_krpm2: float  # ... and the quadratic term (viscous friction)
+    accessory_kw: float  # alternator, power steering, A/C average
+    tank_l: float
+    tire_placard_kpa: float  # cold gauge pressure on the door-pillar placard
+    thermal_mass_kj_per_k: float  # coolant plus the engine metal it warms
+    radiator_ua_kw_per_k: float  # radiator conductance, thermostat open, at highway airflow
+
+    @property
+    def drag_area_m2(self) -> float:
+        """CdA, the product that sets aerodynamic drag."""
+        return self.drag_coefficient * self.frontal_area_m2
+
+
+VEHICLE_CLASSES: dict[str, VehicleClass] = {
+    "compact": VehicleClass(
+        name="compact",
+        mass_kg=1250.0,
+        frontal_area_m2=2.05,
+        drag_coefficient=0.29,
+        rolling_resistance=0.0095,
+        drivetrain_efficiency=0.91,
+        wheel_radius_m=0.30,
+        gear_ratios=(3.73, 2.05, 1.36, 1.03, 0.82, 0.68),
+        final_drive=3.9,
+        idle_rpm=750.0,
+        max_rpm=6500.0,
+        max_torque_nm=200.0,
+        max_power_kw=92.0,
+        willans_efficiency=0.36,
+        loss_idle_kw=3.3,
+        loss_kw_per_krpm=0.45,
+        loss_kw_per_krpm2=0.15,
+        accessory_kw=0.7,
+        tank_l=45.0,
+        tire_placard_kpa=230.0,
+        thermal_mass_kj_per_k=34.0,
+        radiator_ua_kw_per_k=0.40,
+    ),
+    "midsize": VehicleClass(
+        name="midsize",
+        mass_kg=1500.0,
+        frontal_area_m2=2.24,
+        drag_coefficient=0.29,
+        rolling_resistance=0.010,
+        drivetrain_efficiency=0.90,
+        wheel_radius_m=0.317,
+        gear_ratios=(4.15, 2.37, 1.56, 1.16, 0.86, 0.69),
+        final_drive=3.5,
+        idle_rpm=750.0,
+        max_rpm=6500.0,
+        max_torque_nm=250.0,
+        max_power_kw=120.0,
+        willans_efficiency=0.36,
+        loss_idle_kw=3.7,
+        loss_kw_per_krpm=0.5,
+        loss_kw_per_krpm2=0.2,
+        accessory_kw=0.8,
+        tank_l=60.0,
+        tire_placard_kpa=240.0,
+        thermal_mass_kj_per_k=40.0,
+        radiator_ua_kw_per_k=0.45,
+    ),
+    "suv": VehicleClass(
+        name="suv",
+        mass_kg=2000.0,
+        frontal_area_m2=2.75,
+        drag_coefficient=0.35,
+        rolling_resistance=0.011,
+        drivetrain_efficiency=0.88,
+        wheel_radius_m=0.36,
+        gear_ratios=(4.70, 2.84, 1.91, 1.38, 1.00, 0.81, 0.70),
+        final_drive=3.3,
+        idle_rpm=700.0,
+        max_rpm=6200.0,
+        max_torque_nm=330.0,
+        max_power_kw=170.0,
+        willans_efficiency=0.35,
+        loss_idle_kw=4.6,
+        loss_kw_per_krpm=0.65,
+        loss_kw_per_krpm2=0.25,
+        accessory_kw=1.0,
+        tank_l=70.0,
+        tire_placard_kpa=250.0,
+        thermal_mass_kj_per_k=52.0,
+        radiator_ua_kw_per_k=0.60,
+    ),
+}
+
+
+# --- road load and powertrain
+
+
+def road_load_n(vc: VehicleClass, speed_ms: float, accel_ms2: float, grade: float = 0.0) -> float:
+    """Tractive force at the wheels (N): rolling + aero + inertia + grade; negative means braking."""
+    v = max(speed_ms, 0.0)
+    theta = math.atan(grade)  # grade is rise over run: 0.05 = 5 %
+    rolling = vc.rolling_resistance * vc.mass_kg * GRAVITY_MS2 * math.cos(theta) if v > 0 else 0.0
+    aero = 0.5 * AIR_DENSITY_KG_M3 * vc.drag_area_m2 * v * v
+    climb = vc.mass_kg * GRAVITY_MS2 * math.sin(theta)
+    return rolling + aero + vc.mass_kg * accel_ms2 + climb
+
+
+def wheel_power_kw(vc: VehicleClass, speed_ms: float, accel_ms2: float, grade: float = 0.0) -> float:
+    """Power the wheels deliver to the road (kW); negative while braking or coasting downhill."""
+    return road_load_n(vc, speed_ms, accel_ms2, grade) * max(speed_ms, 0.0) / 1000.0
+
+
+def gear_rpm(vc: VehicleClass, speed_ms: float, gear: int) -> float:
+    """Engine speed locked to the wheels in `gear` (1-based), before any idle or redline clamp."""
+    wheel_rpm = max(speed_ms, 0.0) / vc.wheel_radius_m * 60.0 / (2.0 * math.pi)
+    return wheel_rpm * vc.gear_ratios[gear - 1] * vc.final_drive
+
+
+def select_gear(vc: VehicleClass, speed_ms: float, *, shift_rpm: float = 2000.0) -> int:
+    """The gear a shift schedule upshifting at `shift_rpm` holds at this speed; 0 when stopped."""
+    if speed_ms < _STOPPED_MS:
+        return 0
+    # Keep the schedule sane whatever a driver profile asks: no lugging, no redline cruising.
+    upshift = _clamp(shift_rpm, 1.8 * vc.idle_rpm, 0.9 * vc.max_rpm)
+    for gear in range(1, len(vc.gear_ratios) + 1):
+        if gear_rpm(vc, speed_ms, gear) <= upshift:
+            return gear
+    return len(vc.gear_ratios)
+
+
+def available_power_kw(vc: VehicleClass, engine_rpm: float) -> float:
+    """Full-load brake power at `engine_rpm`: the torque plateau, capped at rated power."""
+    return min(vc.max_torque_nm * engine_rpm * 2.0 * math.pi / 60.0 / 1000.0, vc.max_power_kw)
+
+
+def loss_kw(vc: VehicleClass, engine_rpm: float) -> float:
+    """Friction and pumping losses (kW) at `engine_rpm`: the Willans line's rpm-dependent intercept."""
+    dk = max(engine_rpm - vc.idle_rpm, 0.0) / 1000.0
+    return vc.loss_idle_kw + vc.loss_kw_per_krpm * dk + vc.loss_kw_per_krpm2 * dk * dk
+
+
+def fuel_power_kw(vc: VehicleClass, engine_power_kw: float, engine_rpm: float) -> float:
+    """Chemical power burned (kW) to make `engine_power_kw` of brake power at `engine_rpm`."""
+    return (max(engine_power_kw, 0.0) + loss_kw(vc, engine_rpm)) / vc.willans_efficiency
+
+
+def _lph(fuel_kw: float) -> float:
+    return fuel_kw / GASOLINE_KWH_PER_L
+
+
+def _maf_gps(fuel_lph: float) -> float:
+    return fuel_lph * GASOLINE_KG_PER_L * 1000.0 / 3600.0 * STOICHIOMETRIC_AFR
+
+
+@dataclasses.dataclass(frozen=True)
+class PowertrainState:
+    """What the engine and gearbox are doing at one instant."""
+
+    gear: int  # 0 when stopped (neutral/park)
+    engine_rpm: float
+    engine_load_pct: float  # OBD calculated load: airflow vs full-load airflow at this rpm
+    throttle_pct: float
+    wheel_power_kw: float  # negative while braking
+    engine_power_kw: float  # brake power incl. accessories; 0 on overrun fuel cut-off
+    fuel_rate_lph: float
+    maf_gps: float
+
+
+def powertrain(
+    vc: VehicleClass,
+    speed_ms: float,
+    accel_ms2: float,
+    grade: float = 0.0,
+    *,
+    shift_rpm: float = 2000.0,
+) -> PowertrainState:
+    """Gear, rpm, load, throttle, fuel and airflow of a running engine moving the car as asked."""
+    v = max(speed_ms, 0.0)
+    wheel_kw = wheel_power_kw(vc, v, accel_ms2, grade)
+    gear = select_gear(vc, v, shift_rpm=shift_rpm)
+    demand_kw = max(wheel_kw, 0.0) / vc.drivetrain_efficiency + vc.accessory_kw
+
+    def rpm_in(g: int) -> float:
+        if g == 0:
+            return vc.idle_rpm
+        # Below idle speed the torque converter slips and the engine holds idle.
+        return _clamp(gear_rpm(vc, v, g), vc.idle_rpm, min(vc.max_rpm, _RPM[1]))
+
+    # Kick-down: a hard pedal drops gears while the lower one stays under the redline.
+    while (
+        gear > 1
+        and demand_kw > _KICKDOWN * available_power_kw(vc, rpm_in(gear))
+        and gear_rpm(vc, v, gear - 1) <= 0.95 * vc.max_rpm
+    ):
+        gear -= 1
+    rpm = rpm_in(gear)
+    full_kw = available_power_kw(vc, rpm)
+    idle_fuel_kw = fuel_power_kw(vc, vc.accessory_kw, vc.idle_rpm)
+
+    if wheel_kw < 0.0 and v > _FUEL_CUT_MS:
+        # Overrun: injectors off, the wheels drive the engine and accessories.
+        maf = _maf_gps(_lph(idle_fuel_kw)) * _CLOSED_THROTTLE_AIR * rpm / vc.idle_rpm
+        return PowertrainState(gear, rpm, 0.0, 0.0, wheel_kw, 0.0, 0.0, _clamp(maf, *_MAF_GPS))
+
+    engine_kw = min(demand_kw, full_kw)
+    fuel_kw = fuel_power_kw(vc, engine_kw, rpm)
+    load = _clamp(100.0 * (engine_kw + loss_kw(vc, rpm)) / (full_kw + loss_kw(vc, rpm)), 0.0, 100.0)
+    # The throttle plate opens faster than airflow rises at part load (flow is not linear in angle).
+    throttle = _clamp(100.0 * (load / 100.0) ** 1.5, 0.0, 100.0)
+    lph = _clamp(_lph(fuel_kw), *_FUEL_LPH)
+    return PowertrainState(
+        gear, rpm, load, throttle, wheel_kw, engine_kw, lph, _clamp(_maf_gps(lph), *_MAF_GPS)
+    )
+
+
+def fuel_rate_lph(
+    vc: VehicleClass,
+    speed_ms: float,
+    accel_ms2: float,
+    grade: float = 0.0,
+    *,
+    shift_rpm: float = 2000.0,
+) -> float:
+    """Instantaneous fuel rate (L/h) of a running engine moving the car as asked."""
+    return powertrain(vc, speed_ms, accel_ms2, grade, shift_rpm=shift_rpm).fuel_rate_lph
+
+
+# --- heat: coolant, oil, transmission fluid
+
+_THERMOSTAT_OPEN_C = 88.0  # wax element starts to open...
+_THERMOSTAT_FULL_C = 95.0  # ...and is fully open here
+_THERMOSTAT_LEAK = 0.02  # a closed thermostat still bleeds a little flow to the radiator
+_FAN_ON_C = 100.0
+_COOLANT_SHARE = 0.4  # of the fuel's waste heat; most of the rest leaves in the exhaust
+_OIL_SHARE = 0.35  # of friction losses, picked up by the oil in bearings and piston skirts
+_TRANS_SHARE = 0.45  # of drivetrain losses, dissipated in the gearbox itself
+_OIL_KJ_PER_K = 15.0
+_TRANS_KJ_PER_K = 12.0
+_THERMAL_SUBSTEP_S = 1.0  # explicit Euler stays stable well below the thermostat's ~15 s loop
+
+
+@dataclasses.dataclass(frozen=True)
+class ThermalState:
+    """Fluid temperatures (°C)."""
+
+    coolant_c: float
+    oil_c: float
+    trans_c: float
+
+    @classmethod
+    def soaked(cls, ambient_c: float) -> ThermalState:
+        """A car that has stood long enough to sit at the ambient temperature."""
+        return cls(ambient_c, ambient_c, ambient_c)
+
+
+def _radiator_airflow(speed_ms: float, fan: bool) -> float:
+    """Radiator airflow as a share of highway ram air; the fan takes over when standing."""
+    ram = 0.3 + 0.7 * min(speed_ms / 25.0, 1.0)
+    return max(ram, 0.8) if fan else ram
+
+
+def _thermal_rates(
+    vc: VehicleClass,
+    s: ThermalState,
+    engine_power_kw: float,
+    engine_rpm: float,
+    running: bool,
+    ambient_c: float,
+    speed_ms: float,
+    thermostat_stuck_closed: bool,
+    coolant_leak: float,
+) -> ThermalState:
+    """d(temperature)/dt (K/s) for each fluid."""
+    v = max(speed_ms, 0.0)
+    leak = _clamp(coolant_leak, 0.0, 1.0)
+    if running:
+        brake_kw = max(engine_power_kw, 0.0)
+        waste_kw = fuel_power_kw(vc, brake_kw, engine_rpm) - brake_kw
+        q_coolant = _COOLANT_SHARE * waste_kw
+        q_oil = _OIL_SHARE * loss_kw(vc, engine_rpm)
+        drive_kw = max(brake_kw - vc.accessory_kw, 0.0)
+        q_trans = _TRANS_SHARE * drive_kw * (1.0 - vc.drivetrain_efficiency) + 0.15 * engine_rpm / 1000.0
+        if thermostat_stuck_closed:
+            opening = _THERMOSTAT_LEAK
+        else:
+            span = _THERMOSTAT_FULL_C - _THERMOSTAT_OPEN_C
+            opening = _clamp((s.coolant_c - _THERMOSTAT_OPEN_C) / span, _THERMOSTAT_LEAK, 1.0)
+        # A leak first loses flow (air in the pump), then the radiator runs dry.
+        circulation = max(1.0 - 2.0 * leak, 0.0)
+        airflow = _radiator_airflow(v, fan=s.coolant_c > _FAN_ON_C)
+        ua_radiator = vc.radiator_ua_kw_per_k * opening * circulation * airflow
+        ua_oil_coolant, ua_trans_coolant = 0.12, 0.05
+    else:
+        # Water pump is belt-driven: no flow, so the fluids only share heat through the metal.
+        q_coolant = q_oil = q_trans = 0.0
+        ua_radiator, ua_oil_coolant, ua_trans_coolant = 0.0, 0.03, 0.01
+    ua_block_air = 0.008 + 0.0005 * v
+    ua_sump_air = 0.002 + 0.0002 * v
+    ua_case_air = 0.006 + 0.0008 * v
+
+    oil_to_coolant = ua_oil_coolant * (s.oil_c - s.coolant_c)
+    trans_to_coolant = ua_trans_coolant * (s.trans_c - s.coolant_c)
+    coolant_out = (ua_radiator + ua_block_air) * (s.coolant_c - ambient_c)
+    coolant_kj_per_k = vc.thermal_mass_kj_per_k * (1.0 - 0.5 * leak)  # about half of it is coolant
+    return ThermalState(
+        coolant_c=(q_coolant + oil_to_coolant + trans_to_coolant - coolant_out) / coolant_kj_per_k,
+        oil_c=(q_oil - oil_to_coolant - ua_sump_air * (s.oil_c - ambient_c)) / _OIL_KJ_PER_K,
+        trans_c=(q_trans - trans_to_coolant - ua_case_air * (s.trans_c - ambient_c)) / _TRANS_KJ_PER_K,
+    )
+
+
+def step_thermal(
+    vc: VehicleClass,
+    state: ThermalState,
+    dt_s: float,
+    engine_power_kw: float,
+    engine_rpm: float,
+    running: bool,
+    ambient_c: float,
+    speed_ms: float,
+    *,
+    thermostat_stuck_closed: bool = False,
+    coolant_leak: float = 0.0,
+) -> ThermalState:
+    """Advance the fluid temperatures by `dt_s`; faults make the coolant climb past 116 °C."""
+    steps = max(math.ceil(dt_s / _THERMAL_SUBSTEP_S), 1)
+    h = max(dt_s, 0.0) / steps
+    s = state
+    for _ in range(steps):
+        d = _thermal_rates(
+            vc,
+            s,
+            engine_power_kw,
+            engine_rpm,
+            running,
+            ambient_c,
+            speed_ms,
+            thermostat_stuck_closed,
+            coolant_leak,
+        )
+        s = ThermalState(
+            coolant_c=_clamp(s.coolant_c + h * d.coolant_c, *_COOLANT_C),
+            oil_c=_clamp(s.oil_c + h * d.oil_c, *_OIL_C),
+            trans_c=_clamp(s.trans_c + h * d.trans_c, *_TRANS_C),
+        )
+    return s
+
+
+# --- oil pressure
+
+_OIL_RELIEF_KPA = 500.0  # the pump's relief valve caps the gallery pressure
+_OIL_PUMP_GAIN = 0.476  # per 1000 rpm at 100 °C: ~150 kPa at hot idle, ~380 kPa at 3000 rpm
+
+
+def oil_pressure_kpa(
+    vc: VehicleClass, engine_rpm: float, oil_c: float, running: bool, *, pump_health: float = 1.0
+) -> float:
+    """Oil gallery gauge pressure (kPa): rises with rpm and viscosity, capped by the relief valve."""
+    if not running:
+        return 0.0
+    rpm = max(engine_rpm, vc.idle_rpm)
+    viscosity = math.exp(-0.015 * (_clamp(oil_c, *_OIL_C) - 100.0))  # vs hot oil; cold oil is thick
+    healthy = _OIL_RELIEF_KPA * (1.0 - math.exp(-_OIL_PUMP_GAIN * rpm / 1000.0 * viscosity))
+    # A worn pump leaks internally, losing both flow and the pressure it can hold.
+    return _clamp(healthy * _clamp(pump_health, 0.0, 1.0) ** 1.5, *_OIL_KPA)
+
+
+# --- 12 V electrical system
+
+BATTERY_AH = 60.0
+_BATTERY_OHM = 0.015
+_ALTERNATOR_MAX_A = 120.0
+
+
+def open_circuit_voltage(soc: float) -> float:
+    """Resting voltage of a lead-acid battery at state of charge `soc` (12.7 V full, 11.9 V flat)."""
+    soc = _clamp(soc, 0.0, 1.0)
+    sag = 30.0 * (0.1 - soc) if soc < 0.1 else 0.0  # a nearly flat battery collapses
+    return 11.9 + 0.8 * soc - sag
+
+
+@dataclasses.dataclass(frozen=True)
+class BatteryState:
+    """The 12 V battery: charge, terminal voltage and current (positive charging)."""
+
+    soc: float
+    voltage_v: float
+    current_a: float
+
+    @classmethod
+    def resting(cls, soc: float) -> BatteryState:
+        """A battery that has sat unloaded at `soc`."""
+        return cls(soc, open_circuit_voltage(soc), 0.0)
+
+
+def step_battery(
+    state: BatteryState,
+    dt_s: float,
+    running: bool,
+    engine_rpm: float,
+    load_a: float,
+    *,
+    alternator_ok: bool = True,
+) -> BatteryState:
+    """Advance the battery by `dt_s` with `load_a` drawn by the car's electrics."""
+    load = max(load_a, 0.0)
+    charging = running and alternator_ok
+    if charging:
+        # The alternator's output climbs with engine speed until it saturates.
+        headroom = _ALTERNATOR_MAX_A * min(max(engine_rpm, 0.0) / 2000.0, 1.0) - load
+        acceptance = 150.0 * (1.0 - state.soc)  # a fuller battery takes less current
+        current = _clamp(min(headroom, acceptance), *_AMPS)
+    else:
+        current = _clamp(-load, *_AMPS)
+    soc = _clamp(state.soc + current * max(dt_s, 0.0) / 3600.0 / BATTERY_AH, 0.0, 1.0)
+    if charging and current >= 0.0:
+        # The regulator holds a 14.4 V bulk charge, tapering to a 13.8 V float as the battery fills.
+        voltage = 13.8 + 0.6 * min((1.0 - soc) / 0.1, 1.0)
+    else:
+        voltage = open_circuit_voltage(soc) + current * _BATTERY_OHM
+    return BatteryState(soc, _clamp(voltage, *_VOLTS), current)
+
+
+# --- tires and brakes
+
+_TIRE_REF_K = 293.15  # placard pressures are set cold, at about 20 °C
+_ATMOSPHERE_KPA = 101.325
+_COAST_DECEL_MS2 = 0.3  # drag and engine braking supply this much; the pads do the rest
+_PAD_WEAR_PCT_PER_J_KG = 2.0e-5  # ~50 000 km of mixed driving per set of pads
+
+
+def tire_pressure_kpa(placard_kpa: float, tire_temp_rise_c: float, leak_kpa: float) -> float:
+    """Gauge pressure of a tire set to placard cold, minus a leak, warmed by `tire_temp_rise_c`."""
+    cold_abs = max(placard_kpa - leak_kpa, 0.0) + _ATMOSPHERE_KPA
+    # Ideal gas at constant volume: absolute pressure tracks absolute temperature (~0.45 %/°C gauge).
+    hot_abs = cold_abs * (_TIRE_REF_K + tire_temp_rise_c) / _TIRE_REF_K
+    return _clamp(hot_abs - _ATMOSPHERE_KPA, *_TIRE_KPA)
+
+
+def brake_pad_wear_step(wear_pct: float, dt_s: float, decel_ms2: float, speed_ms: float) -> float:
+    """Pad wear (%, 100 = worn) after braking for `dt_s` at `decel_ms2` (> 0 while braking)."""
+    friction_decel = max(decel_ms2 - _COAST_DECEL_MS2, 0.0)
+    power_per_kg = friction_decel * max(speed_ms, 0.0)  # W/kg the pads turn into heat
+    # Hot pads wear faster, so hard stops cost more than their energy alone.
+    severity = 1.0 + 0.15 * friction_decel
+    wear = wear_pct + _PAD_WEAR_PCT_PER_J_KG * power_per_kg * severity * max(dt_s, 0.0)
+    return _clamp(wear, *_PAD_PCT)
