@@ -103,6 +103,11 @@ class MqttSink:
             self._clients[vin] = client
         return client
 
+    def connect_cars(self, vins: list[str]) -> None:
+        """Open the per-car connections up front (otherwise each opens on its first frame)."""
+        for vin in vins:
+            self._client_for(f"fleet/{vin}")
+
     def publish(self, topic: str, payload: bytes) -> None:
         """Queue one message; waits while too many are unconfirmed (bounded memory)."""
         while self.pending() > self.max_pending:

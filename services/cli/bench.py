@@ -9,6 +9,7 @@ from typing import Any
 # name -> module under bench/ with `run(quick: bool) -> list[dict]`
 BENCHMARKS = {
     "stack": "bench.stack",
+    "simulator": "bench.simulator",
 }
 
 
