@@ -111,6 +111,7 @@ def main(quick: bool = False) -> Path:
         "partitions": 6,
         "concurrent": "ours and peer run side by side",
     }
+    fparams["timeouts"] = {side: len(faust[side].get("timeouts", [])) for side in ("ours", "peer")}
     if quick:
         fparams["note"] = "--quick skips the peer's kill -9 restart (it waits out a 60 s session)"
     for key, label in (
