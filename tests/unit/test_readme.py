@@ -4,6 +4,7 @@ from pathlib import Path
 
 from services.common.settings import KafkaSettings, LogSettings, MqttSettings
 from services.stack.settings import StackSettings
+from simulators.simulation import SimulatorSettings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
@@ -15,6 +16,6 @@ def test_readme_starts_with_the_two_commands():
 
 
 def test_every_setting_is_in_the_readme_table():
-    for cls in (StackSettings, KafkaSettings, MqttSettings, LogSettings):
+    for cls in (StackSettings, KafkaSettings, MqttSettings, LogSettings, SimulatorSettings):
         for var, _default, _help in cls.describe():
             assert f"| `{var}` |" in README, var

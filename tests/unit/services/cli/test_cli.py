@@ -50,3 +50,20 @@ def test_unreachable_broker_is_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().startswith("fleet: error: no Kafka broker answers at 127.0.0.1:1")
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_schema_export_markdown_and_vss_json():
+    import json
+
+    markdown = run_fleet(["schema", "export"])
+    assert markdown.returncode == 0
+    assert "| `coolant_temp_c` | engine | `Vehicle.Powertrain.CombustionEngine.ECT` |" in markdown.stdout
+    vss = run_fleet(["schema", "export", "--format", "vss-json"])
+    assert vss.returncode == 0
+    assert json.loads(vss.stdout)["Vehicle"]["type"] == "branch"
+
+
+def test_missing_scenario_file_is_one_line(tmp_path):
+    result = run_fleet(["simulate", "--out", str(tmp_path / "f.jsonl"), "--scenario", str(tmp_path / "nope.yaml")])
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("fleet: error: cannot read scenario")
