@@ -9,6 +9,7 @@ both.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import threading
 import time
@@ -53,9 +54,10 @@ class MqttSink:
         self.settings = settings
         self.credentials = credentials
         self.max_pending = max_pending
-        self._lock = threading.Lock()
+        # Only the publishing thread writes _sent; each connection's network thread writes its
+        # own slot of _acks. No lock on the hot path: CPython reads of ints are atomic.
         self._sent = 0
-        self._confirmed = 0
+        self._acks: list[int] = []
         self._clients: dict[str, mqtt.Client] = {}
         self._pool: list[mqtt.Client] = []
         self._prefix = client_prefix
@@ -66,7 +68,13 @@ class MqttSink:
         client = make_client(settings, client_id)
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
-        client.on_publish = self._on_publish
+        slot = len(self._acks)
+        self._acks.append(0)
+
+        def on_publish(_c: mqtt.Client, _u: object, _mid: int, _rc: object, _p: object) -> None:
+            self._acks[slot] += 1
+
+        client.on_publish = on_publish
         connected = threading.Event()
         refused: list[str] = []
 
@@ -87,18 +95,18 @@ class MqttSink:
             raise BrokerUnavailable(f"MQTT {settings.host}:{settings.port} refused {client_id}: {why}")
         return client
 
-    def _on_publish(self, _c: mqtt.Client, _u: object, _mid: int, _rc: object, _p: object) -> None:
-        with self._lock:
-            self._confirmed += 1
-
     def _client_for(self, topic: str) -> mqtt.Client:
-        vin = topic.split("/", 2)[1] if topic.count("/") >= 1 else topic
-        if self.credentials is None:
-            return self._pool[zlib.crc32(vin.encode()) % len(self._pool)]
+        parts = topic.split("/", 2)
+        vin = parts[1] if len(parts) > 1 else topic
         client = self._clients.get(vin)
-        if client is None:
+        if client is not None:
+            return client
+        if self.credentials is None:
+            client = self._pool[zlib.crc32(vin.encode()) % len(self._pool)]
+            self._clients[vin] = client
+        else:
             password = self.credentials.get(vin, "")
-            creds = MqttSettings(**{**self.settings.__dict__, "username": vin, "password": password})
+            creds = dataclasses.replace(self.settings, username=vin, password=password)
             client = self._connect(f"{self._prefix}-{vin}", creds)
             self._clients[vin] = client
         return client
@@ -109,25 +117,21 @@ class MqttSink:
             self._client_for(f"fleet/{vin}")
 
     def publish(self, topic: str, payload: bytes) -> None:
-        """Queue one message; waits while too many are unconfirmed (bounded memory)."""
-        while self.pending() > self.max_pending:
-            time.sleep(0.001)
+        """Queue one message; every 256, waits while too many are unconfirmed (bounded memory)."""
+        if self._sent & 0xFF == 0:
+            while self.pending() > self.max_pending:
+                time.sleep(0.001)
         self._client_for(topic).publish(topic, payload, qos=self.qos)
-        with self._lock:
-            self._sent += 1
-            if self.qos == 0:
-                self._confirmed = self._sent  # QoS0 has no acknowledgement: handed to the socket
+        self._sent += 1
 
     def pending(self) -> int:
-        """Published but not yet acknowledged."""
-        with self._lock:
-            return self._sent - self._confirmed
+        """Published but not yet acknowledged (QoS1 PUBACK; QoS0: written to the socket)."""
+        return self._sent - self.confirmed
 
     @property
     def confirmed(self) -> int:
-        """Messages the broker acknowledged (QoS1) or that went to the socket (QoS0)."""
-        with self._lock:
-            return self._confirmed
+        """Messages the broker acknowledged (QoS1) or that paho wrote to the socket (QoS0)."""
+        return sum(self._acks)
 
     def close(self, within_s: float) -> int:
         """Wait for outstanding PUBACKs, then disconnect every client."""
@@ -135,7 +139,7 @@ class MqttSink:
         while self.pending() > 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         left = self.pending()
-        for client in [*self._pool, *self._clients.values()]:
+        for client in {id(c): c for c in [*self._pool, *self._clients.values()]}.values():
             client.disconnect()
             client.loop_stop()
         return left
