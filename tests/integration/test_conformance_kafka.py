@@ -213,3 +213,33 @@ async def test_create_topics_reports_an_existing_topic(kafka, admin, names):
     await admin.create_topics([NewTopic(name, 2, 1)])
     response = await admin.create_topics([NewTopic(name, 2, 1)])
     assert response.topic_errors[0][1] == 36  # TOPIC_ALREADY_EXISTS: apply treats it as present
+
+
+async def test_tansu_end_offset_is_last_batch_start_plus_one(kafka, admin, names):
+    """Pinned quirk (found here): ListOffsets(latest) answers the newest *batch's* base offset + 1,
+    not the offset after its last record (tansu-storage/src/dynostore.rs, list offsets).
+
+    With records batched, the high watermark under-reports: consumer lag, Faust's changelog
+    recovery ("highwater") and any "up to the end" check must not trust it. Fetching still returns
+    every record. When this starts failing, Tansu fixed it: remove the pin and the README note.
+    """
+    topic = names("topic")
+    await create_topic(admin, topic, 1)
+    producer = await start_producer(kafka, linger_ms=200)
+    try:
+        futures = [await producer.send(topic, str(i).encode(), key=b"k") for i in range(40)]
+        await producer.flush()
+        offsets = [(await f).offset for f in futures]
+    finally:
+        await producer.stop()
+    tp = TopicPartition(topic, 0)
+    consumer = make_consumer(kafka, group_id=None)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()
+    records = await consume_all(kafka, topic, 40)
+    assert [r.offset for r in records] == list(range(40)) == offsets  # every record is there
+    assert 1 <= end < 40, f"end offset {end}: Tansu now reports the true end (40); drop this pin"
