@@ -18,7 +18,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from schemas.catalog import BY_SUBSYSTEM, ENVELOPE, SCHEMA_VERSION, SUBSYSTEMS, Signal
 
@@ -33,17 +33,7 @@ Reason = Literal[
     "vin_mismatch",
     "bad_timestamp",
 ]
-REASONS: tuple[Reason, ...] = (
-    "oversize",
-    "bad_topic",
-    "unknown_subsystem",
-    "bad_vin",
-    "parse_error",
-    "schema_violation",
-    "out_of_range",
-    "vin_mismatch",
-    "bad_timestamp",
-)
+REASONS: tuple[Reason, ...] = get_args(Reason)
 
 MAX_FRAME_BYTES = 16 * 1024  # a full frame is ~1 KB; 16x leaves room, bounds memory per message
 TS_MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: older is a broken clock, not history

@@ -60,29 +60,34 @@ def fleet_args(mqtt, tmp_path, *extra: str) -> list[str]:
     ]
 
 
-def test_50_cars_for_10_s_at_qos1_arrive_exactly_once(mqtt, names, tmp_path):
+def simulate_and_collect(mqtt, names, tmp_path, expected: int, *args: str) -> list[tuple[str, bytes]]:
+    """Run `fleet simulate` while a QoS1 subscriber records everything on fleet/#."""
     sub = Subscriber(mqtt, names("subscriber"))
     try:
-        result = run_fleet(
-            fleet_args(
-                mqtt,
-                tmp_path,
-                "--cars",
-                "50",
-                "--duration",
-                "10",
-                "--speedup",
-                "5",
-                "--qos",
-                "1",
-                "--seed",
-                "3",
-            )
-        )
+        result = run_fleet(fleet_args(mqtt, tmp_path, *args))
         assert result.returncode == 0, result.stderr
-        messages = sub.wait_for(50 * 5 * 10)
+        return sub.wait_for(expected)
     finally:
         sub.close()
+
+
+def test_50_cars_for_10_s_at_qos1_arrive_exactly_once(mqtt, names, tmp_path):
+    messages = simulate_and_collect(
+        mqtt,
+        names,
+        tmp_path,
+        50 * 5 * 10,
+        "--cars",
+        "50",
+        "--duration",
+        "10",
+        "--speedup",
+        "5",
+        "--qos",
+        "1",
+        "--seed",
+        "3",
+    )
     seen = Counter()
     order: dict[tuple[str, str], list[int]] = {}
     for topic, payload in messages:
@@ -104,28 +109,22 @@ def test_50_cars_for_10_s_at_qos1_arrive_exactly_once(mqtt, names, tmp_path):
 
 
 def test_bad_rate_mixes_malformed_messages_without_touching_valid_ones(mqtt, names, tmp_path):
-    sub = Subscriber(mqtt, names("subscriber"))
-    try:
-        result = run_fleet(
-            fleet_args(
-                mqtt,
-                tmp_path,
-                "--cars",
-                "10",
-                "--duration",
-                "10",
-                "--speedup",
-                "0",
-                "--bad-rate",
-                "0.2",
-                "--seed",
-                "4",
-            )
-        )
-        assert result.returncode == 0, result.stderr
-        messages = sub.wait_for(10 * 5 * 10 + 50)
-    finally:
-        sub.close()
+    messages = simulate_and_collect(
+        mqtt,
+        names,
+        tmp_path,
+        10 * 5 * 10 + 50,
+        "--cars",
+        "10",
+        "--duration",
+        "10",
+        "--speedup",
+        "0",
+        "--bad-rate",
+        "0.2",
+        "--seed",
+        "4",
+    )
     now_ms = int(time.time() * 1000)
     results = [validate_message(t, p, now_ms=now_ms) for t, p in messages]
     valid = [r for r in results if isinstance(r, Valid)]
