@@ -64,6 +64,8 @@ def test_schema_export_markdown_and_vss_json():
 
 
 def test_missing_scenario_file_is_one_line(tmp_path):
-    result = run_fleet(["simulate", "--out", str(tmp_path / "f.jsonl"), "--scenario", str(tmp_path / "nope.yaml")])
+    result = run_fleet(
+        ["simulate", "--out", str(tmp_path / "f.jsonl"), "--scenario", str(tmp_path / "nope.yaml")]
+    )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("fleet: error: cannot read scenario")
