@@ -28,7 +28,10 @@ class FrameSink(Protocol):
     """Where encoded frames go."""
 
     def publish(self, topic: str, payload: bytes) -> None:
-        """Send one message (may block briefly for backpressure)."""
+        """Hand over one message; never blocks (callers wait while `congested()`)."""
+
+    def congested(self) -> bool:
+        """True while the caller should wait before publishing more."""
 
     def pending(self) -> int:
         """Messages handed over but not yet confirmed (QoS1 PUBACK, or written)."""
@@ -48,12 +51,16 @@ class MqttSink:
         connections: int,
         client_prefix: str,
         credentials: dict[str, str] | None = None,
-        max_pending: int = 20_000,
+        window: int = 1000,
     ):
         self.qos = qos
         self.settings = settings
         self.credentials = credentials
-        self.max_pending = max_pending
+        # paho finds the next queued message by scanning all of them on every PUBACK, so a deep
+        # queue inside paho makes throughput collapse (quadratic). We keep at most `window`
+        # messages per connection unconfirmed, matching paho's in-flight limit, and make the
+        # caller wait instead (`congested`).
+        self.window = window
         # Only the publishing thread writes _sent; each connection's network thread writes its
         # own slot of _acks. No lock on the hot path: CPython reads of ints are atomic.
         self._sent = 0
@@ -66,7 +73,7 @@ class MqttSink:
 
     def _connect(self, client_id: str, settings: MqttSettings) -> mqtt.Client:
         client = make_client(settings, client_id)
-        client.max_inflight_messages_set(1000)
+        client.max_inflight_messages_set(self.window)
         client.max_queued_messages_set(0)
         slot = len(self._acks)
         self._acks.append(0)
@@ -117,12 +124,13 @@ class MqttSink:
             self._client_for(f"fleet/{vin}")
 
     def publish(self, topic: str, payload: bytes) -> None:
-        """Queue one message; every 256, waits while too many are unconfirmed (bounded memory)."""
-        if self._sent & 0xFF == 0:
-            while self.pending() > self.max_pending:
-                time.sleep(0.001)
+        """Hand one message to its connection."""
         self._client_for(topic).publish(topic, payload, qos=self.qos)
         self._sent += 1
+
+    def congested(self) -> bool:
+        """More unconfirmed messages than the connections' in-flight windows hold."""
+        return self.pending() > self.window * max(1, len(self._acks))
 
     def pending(self) -> int:
         """Published but not yet acknowledged (QoS1 PUBACK; QoS0: written to the socket)."""
@@ -161,6 +169,10 @@ class JsonlSink:
             line = json.dumps({"topic": topic, "payload_b64": base64.b64encode(payload).decode()})
         self._file.write(line + "\n")
         self.confirmed += 1
+
+    def congested(self) -> bool:
+        """A file never pushes back."""
+        return False
 
     def pending(self) -> int:
         """Nothing is ever pending in a file."""

@@ -122,6 +122,10 @@ class Simulation:
             frames = self.fleet.step()
             n += 1
             self._publish(frames)
+            # Backpressure: the broker is behind. PUBACKs arrive on paho's threads, so there is no
+            # event to await; a short sleep keeps signals and the live view responsive.
+            while self.sink.congested() and not self._stop.is_set():  # noqa: ASYNC110
+                await asyncio.sleep(0.002)
             self.progress.ticks = n
             self.progress.vehicle_s = n * tick_s
             self.progress.faults_started = sum(len(c.labels) + (c.fault is not None) for c in self.fleet.cars)

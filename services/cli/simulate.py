@@ -79,6 +79,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Run a simulation until its duration ends or Ctrl-C; write the ground truth either way."""
     settings = SimulatorSettings.from_args(args)
     configure_logging(LogSettings.from_args(args).level)
+    settings.fleet_config()  # a bad scenario file fails here, before any connection opens
     sink: FrameSink
     if settings.out:
         sink = JsonlSink(Path(settings.out))
