@@ -81,3 +81,7 @@ def markdown_table(results_dir: Path = RESULTS_DIR) -> str:
                 f"| {r['measured_at'][:10]} |"
             )
     return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -14,17 +14,15 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from schemas.catalog import SUBSYSTEMS
 from simulators.drivers import DRIVER_STYLES, STYLES
 from simulators.faults import FAULT_KINDS, ScenarioEntry
 from simulators.routes import ROUTE_KINDS, RouteKind
 from simulators.vehicle import Car, CarProfile
+from simulators.vehicle import Frame as Frame  # (vin, subsystem, frame), re-exported
 
 # A simulated fleet starts at a fixed vehicle time unless told otherwise, so seeds reproduce.
 DEFAULT_START_TS = 1_795_000_000_000  # 2026-11-17T...Z
 VIN_PREFIX = "1FLEET"
-
-Frame = tuple[str, str, dict[str, Any]]  # (vin, subsystem, frame)
 
 _ROUTE_PROFILES: tuple[dict[RouteKind, float], ...] = (
     {"urban": 0.8, "suburban": 0.15, "highway": 0.05},  # city courier
@@ -78,32 +76,30 @@ class Fleet:
         """Advance every car one tick; return the frames of the cars that are not silent."""
         cfg = self.config
         self.elapsed_s += cfg.tick_s
-        self.ts = cfg.start_ts + round(self.elapsed_s * 1000)
-        ts = self.ts
-        self._schedule(ts)
+        self.ts = ts = cfg.start_ts + round(self.elapsed_s * 1000)
+        self._start_scheduled(ts)
+        by_rate = cfg.fault_rate > 0
+        p = cfg.fault_rate * cfg.tick_s / 3600.0  # a driving car's chance of a fault this tick
         out: list[Frame] = []
         for car in self.cars:
+            # Each car draws from its own rng, so deciding its fault just before its step draws the
+            # same numbers as deciding every car's first.
+            if by_rate and car.can_start_fault() and car.rng.random() < p:
+                car.start_fault(car.rng.choice(FAULT_KINDS), ts)
             car.step(cfg.tick_s, ts)
-            car.end_fault_if_due(ts)
-            if car.silent:
-                continue
-            vin = car.profile.vin
-            frames = car.frames()
-            for subsystem in SUBSYSTEMS:
-                out.append((vin, subsystem, frames[subsystem]))
+            if car.fault is not None:  # skipped for the healthy majority
+                car.end_fault_if_due(ts)
+                if car.silent:
+                    continue
+            out += car.frames()
         return out
 
-    def _schedule(self, ts: int) -> None:
+    def _start_scheduled(self, ts: int) -> None:
+        """Start the scenario's faults that are due (before any fault drawn by rate)."""
         while self._pending and self._pending[0].at_s <= self.elapsed_s:
             entry = self._pending.pop(0)
             if entry.car < len(self.cars) and self.cars[entry.car].fault is None:
                 self.cars[entry.car].start_fault(entry.fault, ts, entry.duration_s, entry.detail)
-        if self.config.fault_rate <= 0:
-            return
-        p = self.config.fault_rate * self.config.tick_s / 3600.0
-        for car in self.cars:
-            if car.can_start_fault() and car.rng.random() < p:
-                car.start_fault(car.rng.choice(FAULT_KINDS), ts)
 
     def run(self, duration_s: float) -> Iterator[tuple[int, list[Frame]]]:
         """Step for `duration_s` of vehicle time, yielding each tick's frames."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import NamedTuple
 
 from schemas.catalog import BY_NAME
 
@@ -164,10 +165,14 @@ VEHICLE_CLASSES: dict[str, VehicleClass] = {
 
 # --- road load and powertrain
 
+# Functions called every tick write `max(x, 0.0)` as `x if x > 0.0 else 0.0` (and likewise for min,
+# and the hottest clamps inline): the builtins parse keyword arguments on every call and cost several
+# times a comparison.
+
 
 def road_load_n(vc: VehicleClass, speed_ms: float, accel_ms2: float, grade: float = 0.0) -> float:
     """Tractive force at the wheels (N): rolling + aero + inertia + grade; negative means braking."""
-    v = max(speed_ms, 0.0)
+    v = speed_ms if speed_ms > 0.0 else 0.0
     theta = math.atan(grade)  # grade is rise over run: 0.05 = 5 %
     rolling = vc.rolling_resistance * vc.mass_kg * GRAVITY_MS2 * math.cos(theta) if v > 0 else 0.0
     aero = 0.5 * AIR_DENSITY_KG_M3 * vc.drag_area_m2 * v * v
@@ -177,41 +182,53 @@ def road_load_n(vc: VehicleClass, speed_ms: float, accel_ms2: float, grade: floa
 
 def wheel_power_kw(vc: VehicleClass, speed_ms: float, accel_ms2: float, grade: float = 0.0) -> float:
     """Power the wheels deliver to the road (kW); negative while braking or coasting downhill."""
-    return road_load_n(vc, speed_ms, accel_ms2, grade) * max(speed_ms, 0.0) / 1000.0
+    return road_load_n(vc, speed_ms, accel_ms2, grade) * (speed_ms if speed_ms > 0.0 else 0.0) / 1000.0
+
+
+def _wheel_rpm(vc: VehicleClass, speed_ms: float) -> float:
+    return (speed_ms if speed_ms > 0.0 else 0.0) / vc.wheel_radius_m * 60.0 / (2.0 * math.pi)
 
 
 def gear_rpm(vc: VehicleClass, speed_ms: float, gear: int) -> float:
     """Engine speed locked to the wheels in `gear` (1-based), before any idle or redline clamp."""
-    wheel_rpm = max(speed_ms, 0.0) / vc.wheel_radius_m * 60.0 / (2.0 * math.pi)
-    return wheel_rpm * vc.gear_ratios[gear - 1] * vc.final_drive
+    return _wheel_rpm(vc, speed_ms) * vc.gear_ratios[gear - 1] * vc.final_drive
 
 
 def select_gear(vc: VehicleClass, speed_ms: float, *, shift_rpm: float = 2000.0) -> int:
     """The gear a shift schedule upshifting at `shift_rpm` holds at this speed; 0 when stopped."""
+    return _scheduled_gear(vc, speed_ms, _wheel_rpm(vc, speed_ms), shift_rpm)
+
+
+def _scheduled_gear(vc: VehicleClass, speed_ms: float, wheel_rpm: float, shift_rpm: float) -> int:
+    """`select_gear` given the wheel rpm already worked out for this speed."""
     if speed_ms < _STOPPED_MS:
         return 0
     # Keep the schedule sane whatever a driver profile asks: no lugging, no redline cruising.
     upshift = _clamp(shift_rpm, 1.8 * vc.idle_rpm, 0.9 * vc.max_rpm)
-    for gear in range(1, len(vc.gear_ratios) + 1):
-        if gear_rpm(vc, speed_ms, gear) <= upshift:
+    final_drive = vc.final_drive
+    for gear, ratio in enumerate(vc.gear_ratios, start=1):
+        if wheel_rpm * ratio * final_drive <= upshift:
             return gear
     return len(vc.gear_ratios)
 
 
 def available_power_kw(vc: VehicleClass, engine_rpm: float) -> float:
     """Full-load brake power at `engine_rpm`: the torque plateau, capped at rated power."""
-    return min(vc.max_torque_nm * engine_rpm * 2.0 * math.pi / 60.0 / 1000.0, vc.max_power_kw)
+    plateau_kw = vc.max_torque_nm * engine_rpm * 2.0 * math.pi / 60.0 / 1000.0
+    return plateau_kw if plateau_kw < vc.max_power_kw else vc.max_power_kw
 
 
 def loss_kw(vc: VehicleClass, engine_rpm: float) -> float:
     """Friction and pumping losses (kW) at `engine_rpm`: the Willans line's rpm-dependent intercept."""
-    dk = max(engine_rpm - vc.idle_rpm, 0.0) / 1000.0
+    above_idle = engine_rpm - vc.idle_rpm
+    dk = (above_idle if above_idle > 0.0 else 0.0) / 1000.0
     return vc.loss_idle_kw + vc.loss_kw_per_krpm * dk + vc.loss_kw_per_krpm2 * dk * dk
 
 
 def fuel_power_kw(vc: VehicleClass, engine_power_kw: float, engine_rpm: float) -> float:
     """Chemical power burned (kW) to make `engine_power_kw` of brake power at `engine_rpm`."""
-    return (max(engine_power_kw, 0.0) + loss_kw(vc, engine_rpm)) / vc.willans_efficiency
+    brake_kw = engine_power_kw if engine_power_kw > 0.0 else 0.0
+    return (brake_kw + loss_kw(vc, engine_rpm)) / vc.willans_efficiency
 
 
 def _lph(fuel_kw: float) -> float:
@@ -222,8 +239,7 @@ def _maf_gps(fuel_lph: float) -> float:
     return fuel_lph * GASOLINE_KG_PER_L * 1000.0 / 3600.0 * STOICHIOMETRIC_AFR
 
 
-@dataclasses.dataclass(frozen=True)
-class PowertrainState:
+class PowertrainState(NamedTuple):
     """What the engine and gearbox are doing at one instant."""
 
     gear: int  # 0 when stopped (neutral/park)
@@ -245,36 +261,40 @@ def powertrain(
     shift_rpm: float = 2000.0,
 ) -> PowertrainState:
     """Gear, rpm, load, throttle, fuel and airflow of a running engine moving the car as asked."""
-    v = max(speed_ms, 0.0)
-    wheel_kw = wheel_power_kw(vc, v, accel_ms2, grade)
-    gear = select_gear(vc, v, shift_rpm=shift_rpm)
-    demand_kw = max(wheel_kw, 0.0) / vc.drivetrain_efficiency + vc.accessory_kw
+    v = speed_ms if speed_ms > 0.0 else 0.0
+    wheel_kw = road_load_n(vc, v, accel_ms2, grade) * v / 1000.0
+    demand_kw = (wheel_kw if wheel_kw > 0.0 else 0.0) / vc.drivetrain_efficiency + vc.accessory_kw
+    wheel_rpm = _wheel_rpm(vc, v)  # every gear's rpm below is `gear_rpm`, sharing this
+    ratios, final_drive, idle_rpm = vc.gear_ratios, vc.final_drive, vc.idle_rpm
+    redline = vc.max_rpm if vc.max_rpm < _RPM[1] else _RPM[1]
+    gear = _scheduled_gear(vc, v, wheel_rpm, shift_rpm)
 
     def rpm_in(g: int) -> float:
         if g == 0:
-            return vc.idle_rpm
+            return idle_rpm
         # Below idle speed the torque converter slips and the engine holds idle.
-        return _clamp(gear_rpm(vc, v, g), vc.idle_rpm, min(vc.max_rpm, _RPM[1]))
+        return _clamp(wheel_rpm * ratios[g - 1] * final_drive, idle_rpm, redline)
 
     # Kick-down: a hard pedal drops gears while the lower one stays under the redline.
     while (
         gear > 1
         and demand_kw > _KICKDOWN * available_power_kw(vc, rpm_in(gear))
-        and gear_rpm(vc, v, gear - 1) <= 0.95 * vc.max_rpm
+        and wheel_rpm * ratios[gear - 2] * final_drive <= 0.95 * vc.max_rpm
     ):
         gear -= 1
     rpm = rpm_in(gear)
     full_kw = available_power_kw(vc, rpm)
-    idle_fuel_kw = fuel_power_kw(vc, vc.accessory_kw, vc.idle_rpm)
 
     if wheel_kw < 0.0 and v > _FUEL_CUT_MS:
         # Overrun: injectors off, the wheels drive the engine and accessories.
-        maf = _maf_gps(_lph(idle_fuel_kw)) * _CLOSED_THROTTLE_AIR * rpm / vc.idle_rpm
+        idle_fuel_kw = fuel_power_kw(vc, vc.accessory_kw, idle_rpm)
+        maf = _maf_gps(_lph(idle_fuel_kw)) * _CLOSED_THROTTLE_AIR * rpm / idle_rpm
         return PowertrainState(gear, rpm, 0.0, 0.0, wheel_kw, 0.0, 0.0, _clamp(maf, *_MAF_GPS))
 
-    engine_kw = min(demand_kw, full_kw)
-    fuel_kw = fuel_power_kw(vc, engine_kw, rpm)
-    load = _clamp(100.0 * (engine_kw + loss_kw(vc, rpm)) / (full_kw + loss_kw(vc, rpm)), 0.0, 100.0)
+    engine_kw = demand_kw if demand_kw < full_kw else full_kw
+    losses = loss_kw(vc, rpm)
+    fuel_kw = (engine_kw + losses) / vc.willans_efficiency  # fuel_power_kw; engine_kw > 0 already
+    load = _clamp(100.0 * (engine_kw + losses) / (full_kw + losses), 0.0, 100.0)
     # The throttle plate opens faster than airflow rises at part load (flow is not linear in angle).
     throttle = _clamp(100.0 * (load / 100.0) ** 1.5, 0.0, 100.0)
     lph = _clamp(_lph(fuel_kw), *_FUEL_LPH)
@@ -309,8 +329,7 @@ _TRANS_KJ_PER_K = 12.0
 _THERMAL_SUBSTEP_S = 1.0  # explicit Euler stays stable well below the thermostat's ~15 s loop
 
 
-@dataclasses.dataclass(frozen=True)
-class ThermalState:
+class ThermalState(NamedTuple):
     """Fluid temperatures (°C)."""
 
     coolant_c: float
@@ -320,18 +339,22 @@ class ThermalState:
     @classmethod
     def soaked(cls, ambient_c: float) -> ThermalState:
         """A car that has stood long enough to sit at the ambient temperature."""
-        return cls(ambient_c, ambient_c, ambient_c)
+        t = ambient_c + 0.0  # an ambient of -0.0 reads 0.0, as after any Euler step
+        return cls(t, t, t)
 
 
 def _radiator_airflow(speed_ms: float, fan: bool) -> float:
     """Radiator airflow as a share of highway ram air; the fan takes over when standing."""
-    ram = 0.3 + 0.7 * min(speed_ms / 25.0, 1.0)
-    return max(ram, 0.8) if fan else ram
+    ram_share = speed_ms / 25.0
+    ram = 0.3 + 0.7 * (ram_share if ram_share < 1.0 else 1.0)
+    return (ram if ram > 0.8 else 0.8) if fan else ram
 
 
 def _thermal_rates(
     vc: VehicleClass,
-    s: ThermalState,
+    coolant_c: float,
+    oil_c: float,
+    trans_c: float,
     engine_power_kw: float,
     engine_rpm: float,
     running: bool,
@@ -339,25 +362,28 @@ def _thermal_rates(
     speed_ms: float,
     thermostat_stuck_closed: bool,
     coolant_leak: float,
-) -> ThermalState:
-    """d(temperature)/dt (K/s) for each fluid."""
-    v = max(speed_ms, 0.0)
-    leak = _clamp(coolant_leak, 0.0, 1.0)
+) -> tuple[float, float, float]:
+    """d(temperature)/dt (K/s) for (coolant, oil, transmission fluid)."""
+    v = speed_ms if speed_ms > 0.0 else 0.0
+    leak = _clamp(coolant_leak, 0.0, 1.0) if coolant_leak else 0.0
     if running:
-        brake_kw = max(engine_power_kw, 0.0)
-        waste_kw = fuel_power_kw(vc, brake_kw, engine_rpm) - brake_kw
+        brake_kw = engine_power_kw if engine_power_kw > 0.0 else 0.0
+        losses = loss_kw(vc, engine_rpm)
+        waste_kw = (brake_kw + losses) / vc.willans_efficiency - brake_kw  # fuel power minus brake power
         q_coolant = _COOLANT_SHARE * waste_kw
-        q_oil = _OIL_SHARE * loss_kw(vc, engine_rpm)
-        drive_kw = max(brake_kw - vc.accessory_kw, 0.0)
+        q_oil = _OIL_SHARE * losses
+        drive_kw = brake_kw - vc.accessory_kw
+        drive_kw = drive_kw if drive_kw > 0.0 else 0.0
         q_trans = _TRANS_SHARE * drive_kw * (1.0 - vc.drivetrain_efficiency) + 0.15 * engine_rpm / 1000.0
         if thermostat_stuck_closed:
             opening = _THERMOSTAT_LEAK
         else:
             span = _THERMOSTAT_FULL_C - _THERMOSTAT_OPEN_C
-            opening = _clamp((s.coolant_c - _THERMOSTAT_OPEN_C) / span, _THERMOSTAT_LEAK, 1.0)
+            opening = _clamp((coolant_c - _THERMOSTAT_OPEN_C) / span, _THERMOSTAT_LEAK, 1.0)
         # A leak first loses flow (air in the pump), then the radiator runs dry.
-        circulation = max(1.0 - 2.0 * leak, 0.0)
-        airflow = _radiator_airflow(v, fan=s.coolant_c > _FAN_ON_C)
+        circulation = 1.0 - 2.0 * leak
+        circulation = circulation if circulation > 0.0 else 0.0
+        airflow = _radiator_airflow(v, coolant_c > _FAN_ON_C)
         ua_radiator = vc.radiator_ua_kw_per_k * opening * circulation * airflow
         ua_oil_coolant, ua_trans_coolant = 0.12, 0.05
     else:
@@ -368,15 +394,19 @@ def _thermal_rates(
     ua_sump_air = 0.002 + 0.0002 * v
     ua_case_air = 0.006 + 0.0008 * v
 
-    oil_to_coolant = ua_oil_coolant * (s.oil_c - s.coolant_c)
-    trans_to_coolant = ua_trans_coolant * (s.trans_c - s.coolant_c)
-    coolant_out = (ua_radiator + ua_block_air) * (s.coolant_c - ambient_c)
+    oil_to_coolant = ua_oil_coolant * (oil_c - coolant_c)
+    trans_to_coolant = ua_trans_coolant * (trans_c - coolant_c)
+    coolant_out = (ua_radiator + ua_block_air) * (coolant_c - ambient_c)
     coolant_kj_per_k = vc.thermal_mass_kj_per_k * (1.0 - 0.5 * leak)  # about half of it is coolant
-    return ThermalState(
-        coolant_c=(q_coolant + oil_to_coolant + trans_to_coolant - coolant_out) / coolant_kj_per_k,
-        oil_c=(q_oil - oil_to_coolant - ua_sump_air * (s.oil_c - ambient_c)) / _OIL_KJ_PER_K,
-        trans_c=(q_trans - trans_to_coolant - ua_case_air * (s.trans_c - ambient_c)) / _TRANS_KJ_PER_K,
+    return (
+        (q_coolant + oil_to_coolant + trans_to_coolant - coolant_out) / coolant_kj_per_k,
+        (q_oil - oil_to_coolant - ua_sump_air * (oil_c - ambient_c)) / _OIL_KJ_PER_K,
+        (q_trans - trans_to_coolant - ua_case_air * (trans_c - ambient_c)) / _TRANS_KJ_PER_K,
     )
+
+
+# Temperatures every fluid's catalog range admits: a soaked state inside it is left as it is.
+_SOAK_RANGE_C = (max(_COOLANT_C[0], _OIL_C[0], _TRANS_C[0]), min(_COOLANT_C[1], _OIL_C[1], _TRANS_C[1]))
 
 
 def step_thermal(
@@ -393,13 +423,27 @@ def step_thermal(
     coolant_leak: float = 0.0,
 ) -> ThermalState:
     """Advance the fluid temperatures by `dt_s`; faults make the coolant climb past 116 °C."""
-    steps = max(math.ceil(dt_s / _THERMAL_SUBSTEP_S), 1)
-    h = max(dt_s, 0.0) / steps
-    s = state
+    coolant, oil, trans = state
+    if (
+        not running
+        and coolant == oil == trans == ambient_c
+        and _SOAK_RANGE_C[0] <= ambient_c <= _SOAK_RANGE_C[1]
+    ):
+        # A parked car soaked to ambient has no heat flow at all: every rate is exactly zero, and
+        # returning the same object lets callers skip re-deriving anything from it.
+        return state
+    steps = math.ceil(dt_s / _THERMAL_SUBSTEP_S)
+    steps = steps if steps > 1 else 1
+    h = (dt_s if dt_s > 0.0 else 0.0) / steps
+    coolant_lo, coolant_hi = _COOLANT_C
+    oil_lo, oil_hi = _OIL_C
+    trans_lo, trans_hi = _TRANS_C
     for _ in range(steps):
-        d = _thermal_rates(
+        d_coolant, d_oil, d_trans = _thermal_rates(
             vc,
-            s,
+            coolant,
+            oil,
+            trans,
             engine_power_kw,
             engine_rpm,
             running,
@@ -408,12 +452,14 @@ def step_thermal(
             thermostat_stuck_closed,
             coolant_leak,
         )
-        s = ThermalState(
-            coolant_c=_clamp(s.coolant_c + h * d.coolant_c, *_COOLANT_C),
-            oil_c=_clamp(s.oil_c + h * d.oil_c, *_OIL_C),
-            trans_c=_clamp(s.trans_c + h * d.trans_c, *_TRANS_C),
-        )
-    return s
+        # Clamped to the catalog ranges (written out: this runs for every car on every tick).
+        coolant += h * d_coolant
+        coolant = coolant_lo if coolant < coolant_lo else coolant_hi if coolant > coolant_hi else coolant
+        oil += h * d_oil
+        oil = oil_lo if oil < oil_lo else oil_hi if oil > oil_hi else oil
+        trans += h * d_trans
+        trans = trans_lo if trans < trans_lo else trans_hi if trans > trans_hi else trans
+    return ThermalState(coolant, oil, trans)
 
 
 # --- oil pressure
@@ -428,11 +474,13 @@ def oil_pressure_kpa(
     """Oil gallery gauge pressure (kPa): rises with rpm and viscosity, capped by the relief valve."""
     if not running:
         return 0.0
-    rpm = max(engine_rpm, vc.idle_rpm)
-    viscosity = math.exp(-0.015 * (_clamp(oil_c, *_OIL_C) - 100.0))  # vs hot oil; cold oil is thick
+    rpm = engine_rpm if engine_rpm > vc.idle_rpm else vc.idle_rpm
+    oil_lo, oil_hi = _OIL_C
+    viscosity = math.exp(-0.015 * (_clamp(oil_c, oil_lo, oil_hi) - 100.0))  # vs hot oil; cold is thick
     healthy = _OIL_RELIEF_KPA * (1.0 - math.exp(-_OIL_PUMP_GAIN * rpm / 1000.0 * viscosity))
     # A worn pump leaks internally, losing both flow and the pressure it can hold.
-    return _clamp(healthy * _clamp(pump_health, 0.0, 1.0) ** 1.5, *_OIL_KPA)
+    kpa_lo, kpa_hi = _OIL_KPA
+    return _clamp(healthy * _clamp(pump_health, 0.0, 1.0) ** 1.5, kpa_lo, kpa_hi)
 
 
 # --- 12 V electrical system
@@ -449,8 +497,7 @@ def open_circuit_voltage(soc: float) -> float:
     return 11.9 + 0.8 * soc - sag
 
 
-@dataclasses.dataclass(frozen=True)
-class BatteryState:
+class BatteryState(NamedTuple):
     """The 12 V battery: charge, terminal voltage and current (positive charging)."""
 
     soc: float
@@ -473,22 +520,28 @@ def step_battery(
     alternator_ok: bool = True,
 ) -> BatteryState:
     """Advance the battery by `dt_s` with `load_a` drawn by the car's electrics."""
-    load = max(load_a, 0.0)
+    load = load_a if load_a > 0.0 else 0.0
     charging = running and alternator_ok
+    amps_lo, amps_hi = _AMPS
     if charging:
         # The alternator's output climbs with engine speed until it saturates.
-        headroom = _ALTERNATOR_MAX_A * min(max(engine_rpm, 0.0) / 2000.0, 1.0) - load
+        rpm_share = (engine_rpm if engine_rpm > 0.0 else 0.0) / 2000.0
+        headroom = _ALTERNATOR_MAX_A * (rpm_share if rpm_share < 1.0 else 1.0) - load
         acceptance = 150.0 * (1.0 - state.soc)  # a fuller battery takes less current
-        current = _clamp(min(headroom, acceptance), *_AMPS)
+        current = _clamp(headroom if headroom < acceptance else acceptance, amps_lo, amps_hi)
     else:
-        current = _clamp(-load, *_AMPS)
-    soc = _clamp(state.soc + current * max(dt_s, 0.0) / 3600.0 / BATTERY_AH, 0.0, 1.0)
+        current = -load if -load > amps_lo else amps_lo  # a load is never negative: no upper bound
+    soc = state.soc + current * (dt_s if dt_s > 0.0 else 0.0) / 3600.0 / BATTERY_AH
+    soc = 0.0 if soc < 0.0 else 1.0 if soc > 1.0 else soc
     if charging and current >= 0.0:
         # The regulator holds a 14.4 V bulk charge, tapering to a 13.8 V float as the battery fills.
-        voltage = 13.8 + 0.6 * min((1.0 - soc) / 0.1, 1.0)
+        flat_share = (1.0 - soc) / 0.1
+        voltage = 13.8 + 0.6 * (flat_share if flat_share < 1.0 else 1.0)
     else:
         voltage = open_circuit_voltage(soc) + current * _BATTERY_OHM
-    return BatteryState(soc, _clamp(voltage, *_VOLTS), current)
+    volts_lo, volts_hi = _VOLTS
+    voltage = volts_lo if voltage < volts_lo else volts_hi if voltage > volts_hi else voltage
+    return BatteryState(soc, voltage, current)
 
 
 # --- tires and brakes
@@ -501,7 +554,8 @@ _PAD_WEAR_PCT_PER_J_KG = 2.0e-5  # ~50 000 km of mixed driving per set of pads
 
 def tire_pressure_kpa(placard_kpa: float, tire_temp_rise_c: float, leak_kpa: float) -> float:
     """Gauge pressure of a tire set to placard cold, minus a leak, warmed by `tire_temp_rise_c`."""
-    cold_abs = max(placard_kpa - leak_kpa, 0.0) + _ATMOSPHERE_KPA
+    held_kpa = placard_kpa - leak_kpa
+    cold_abs = (held_kpa if held_kpa > 0.0 else 0.0) + _ATMOSPHERE_KPA
     # Ideal gas at constant volume: absolute pressure tracks absolute temperature (~0.45 %/°C gauge).
     hot_abs = cold_abs * (_TIRE_REF_K + tire_temp_rise_c) / _TIRE_REF_K
     return _clamp(hot_abs - _ATMOSPHERE_KPA, *_TIRE_KPA)

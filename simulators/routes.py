@@ -95,5 +95,6 @@ def advance(lat: float, lon: float, heading_deg: float, distance_m: float) -> tu
     """Move `distance_m` along a heading on a spherical earth (small distances)."""
     rad = math.radians(heading_deg)
     dlat = distance_m * math.cos(rad) / 111_320.0
-    dlon = distance_m * math.sin(rad) / (111_320.0 * max(0.01, math.cos(math.radians(lat))))
+    lat_scale = math.cos(math.radians(lat))
+    dlon = distance_m * math.sin(rad) / (111_320.0 * (lat_scale if lat_scale > 0.01 else 0.01))
     return lat + dlat, lon + dlon

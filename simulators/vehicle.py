@@ -1,8 +1,8 @@
 """One simulated car: trips over routes, physics, thermal and electrical state, faults.
 
 Pure and seeded: a `Car` owns a `random.Random` and advances only through `step(dt_s, ts)`;
-`frames(ts)` returns one dict per subsystem in catalog order (so the same seed gives the same
-bytes once encoded).
+`frames()` returns (vin, subsystem, frame) per subsystem in catalog order, each frame's keys in
+catalog order (so the same seed gives the same bytes once encoded).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
-from schemas.catalog import SCHEMA_VERSION
+from schemas.catalog import BY_SUBSYSTEM, ENVELOPE, SCHEMA_VERSION, SUBSYSTEMS
 from simulators import physics
 from simulators.drivers import DriverStyle
 from simulators.faults import (
@@ -34,9 +34,41 @@ from simulators.routes import Route, RouteKind, advance, make_route
 Phase = Literal["parked", "warmup", "driving", "stopped"]
 MEDIA_SOURCES = ("SILENT", "FM", "DAB", "USB", "BLUETOOTH", "INTERNET")
 ELECTRICAL_LOAD_A = 25.0
+Frame: TypeAlias = tuple[str, str, dict[str, Any]]  # (vin, subsystem, frame)
 # A fault lasts at least this long past its onset: longer than any rule's on-delay (30 s) plus
 # the time the hot path needs, so every label is detectable.
 MIN_FAULT_HOLD_MS = 120_000
+
+
+_CRITICAL_DTCS = frozenset(CRITICAL_DTCS)
+_POW10 = tuple(10.0**n for n in range(7))
+
+
+def _round(x: float, ndigits: int) -> float:
+    """`round(x, ndigits)`, bit for bit, for about 60% of its cost.
+
+    `round` prints x as a correctly rounded decimal string and parses it back; it dominates the
+    cost of a frame. Its result is the double nearest k / 10**ndigits, k the integer nearest
+    x * 10**ndigits, and that is what IEEE division of k by 10**ndigits (both exact) gives. Only
+    a product within rounding error of a tie (or beyond 1e12) could pick another k: those few go
+    to `round` itself.
+    """
+    scale = _POW10[ndigits]
+    y = x * scale
+    if -1e12 < y < 1e12:
+        k = math.floor(y + 0.5)
+        if -0.499 < y - k < 0.499:
+            return k / scale if k else x * 0.0  # round keeps the sign of a zero
+    return round(x, ndigits)
+
+
+def _frame_templates(vin: str) -> tuple[dict[str, Any], ...]:
+    """One dict per subsystem with every catalog field in catalog order, to be filled and copied."""
+    return tuple(
+        dict.fromkeys(ENVELOPE + tuple(s.name for s in BY_SUBSYSTEM[sub]), None)
+        | {"vin": vin, "schema_version": SCHEMA_VERSION}
+        for sub in SUBSYSTEMS
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +86,56 @@ class CarProfile:
 
 class Car:
     """State and behaviour of one car."""
+
+    __slots__ = (
+        "_cabin_c",
+        "_counters_key",
+        "_engine_key",
+        "_ignition",
+        "_intake_air_c",
+        "_motion_key",
+        "_pads_key",
+        "_road_key",
+        "_templates",
+        "_thermal_seen",
+        "_tires_key",
+        "accel",
+        "battery",
+        "dtcs",
+        "engine_hours",
+        "fault",
+        "fuel_level",
+        "fuel_used_l",
+        "heading",
+        "idle_pt",
+        "labels",
+        "lat",
+        "lon",
+        "media",
+        "mode",
+        "odometer_km",
+        "pads",
+        "phase",
+        "phase_left_s",
+        "profile",
+        "pt",
+        "rng",
+        "route",
+        "running",
+        "seg_index",
+        "seg_pos",
+        "seq",
+        "speed",
+        "start_fuel_used_l",
+        "start_odometer_km",
+        "stop_dwell_s",
+        "thermal",
+        "tire_leak",
+        "tire_warm_c",
+        "ts",
+        "vc",
+        "volume",
+    )
 
     def __init__(self, profile: CarProfile, seed: int, start_ts: int):
         self.profile = profile
@@ -82,7 +164,9 @@ class Car:
         self.lat, self.lon = profile.home
         self.heading = self.route.segments[0].heading_deg
         self.stop_dwell_s = 0.0
-        self.pt = physics.powertrain(self.vc, 0.0, 0.0)
+        # Standing still, a running engine idles in neutral whatever the last acceleration was.
+        self.idle_pt = physics.powertrain(self.vc, 0.0, 0.0)
+        self.pt = self.idle_pt
         self.running = False
         self.media = self.rng.choice(MEDIA_SOURCES)
         self.volume = self.rng.randint(5, 40)
@@ -90,6 +174,23 @@ class Car:
         self.fault: ActiveFault | None = None
         self.labels: list[dict[str, Any]] = []
         self.ts = start_ts
+        # The frame templates `frames` fills and copies, with the per-car constants set once.
+        ambient = profile.ambient_c
+        self._templates = _frame_templates(profile.vin)
+        self._templates[1]["performance_mode"] = self.mode
+        self._templates[2]["ambient_temp_c"] = round(ambient, 1)
+        self._intake_air_c = (round(ambient + 0.0, 1), round(ambient + 8.0, 1))  # by engine running
+        self._cabin_c = (round(ambient, 1), round(21.0, 1))  # by engine running
+        # What each group of template fields was last filled from (None and () match nothing, so
+        # the first tick fills them all).
+        self._ignition: bool | None = None
+        self._engine_key: tuple[object, ...] = ()
+        self._thermal_seen: physics.ThermalState | None = None
+        self._counters_key: tuple[object, ...] = ()
+        self._motion_key: tuple[object, ...] = ()
+        self._pads_key: tuple[object, ...] = ()
+        self._road_key: tuple[object, ...] = ()
+        self._tires_key: tuple[object, ...] = ()
 
     # --- trips -------------------------------------------------------------------------------
     def _new_route(self, origin: tuple[float, float]) -> Route:
@@ -106,11 +207,14 @@ class Car:
         seg = self.route.segments[self.seg_index]
         target = seg.limit_kmh * self.profile.driver.cruise_factor / 3.6
         target += self.rng.gauss(0, self.profile.driver.speed_noise_kmh) / 3.6
-        ahead = [s - self.seg_pos for s in seg.stops_at_m if s > self.seg_pos]
-        to_stop = (
-            ahead[0] if ahead else seg.length_m - self.seg_pos + (0.0 if self._last_segment() else math.inf)
-        )
-        return max(0.0, target), to_stop
+        pos = self.seg_pos
+        for stop in seg.stops_at_m:  # in order along the segment
+            if stop > pos:
+                to_stop = stop - pos
+                break
+        else:
+            to_stop = seg.length_m - pos + (0.0 if self._last_segment() else math.inf)
+        return (target if target > 0.0 else 0.0), to_stop
 
     def _last_segment(self) -> bool:
         return self.seg_index == len(self.route.segments) - 1
@@ -120,13 +224,19 @@ class Car:
         target, to_stop = self._target_speed()
         v = self.speed
         brake_dist = v * v / (2 * driver.decel_ms2) + v * dt
-        if to_stop <= max(brake_dist, 1.0):
-            # brake to stop at the line; d = v^2 / 2a
-            a = -min(v * v / (2 * max(to_stop, 0.5)), 2.5 * driver.decel_ms2) if v > 0.3 else -v / dt
+        if to_stop <= (brake_dist if brake_dist > 1.0 else 1.0):
+            if v > 0.3:
+                # brake to stop at the line; d = v^2 / 2a
+                needed = v * v / (2 * (to_stop if to_stop > 0.5 else 0.5))
+                a = -(needed if needed < 2.5 * driver.decel_ms2 else 2.5 * driver.decel_ms2)
+            else:
+                a = -v / dt
         else:
-            a = (target - v) / max(dt, 2.0)
-            a = max(-driver.decel_ms2, min(a, driver.accel_ms2 * (1.0 - 0.5 * v / 40.0)))
-        v_new = max(0.0, v + a * dt)
+            a = (target - v) / (dt if dt > 2.0 else 2.0)
+            most = driver.accel_ms2 * (1.0 - 0.5 * v / 40.0)
+            a = -driver.decel_ms2 if a < -driver.decel_ms2 else most if a > most else a
+        v_new = v + a * dt
+        v_new = v_new if v_new > 0.0 else 0.0
         moved = (v + v_new) / 2 * dt
         self.accel = (v_new - v) / dt
         self.speed = v_new
@@ -183,60 +293,66 @@ class Car:
                 self.seg_pos += 1.0  # past the stop line
         else:
             self._drive(dt)
-        self.running = self.phase != "parked"
-        seg = self.route.segments[self.seg_index]
-        grade = seg.grade if self.speed > 0 else 0.0
-        if self.running:
-            self.pt = physics.powertrain(
-                self.vc, self.speed, self.accel, grade, shift_rpm=self.profile.driver.shift_rpm
-            )
-            self.fuel_used_l += self.pt.fuel_rate_lph * dt / 3600.0
-            self.fuel_level = max(
-                2.0, self.fuel_level - self.pt.fuel_rate_lph * dt / 3600.0 / self.vc.tank_l * 100
-            )
-            if self.fuel_level < 8.0:
-                self.fuel_level = self.rng.uniform(85, 100)  # filled up at the next station
-            self.engine_hours += dt / 3600.0
+        self.running = running = self.phase != "parked"
+        speed, vc = self.speed, self.vc
+        if running and speed > 0:
+            grade = self.route.segments[self.seg_index].grade
+            pt = physics.powertrain(vc, speed, self.accel, grade, shift_rpm=self.profile.driver.shift_rpm)
         else:
-            self.pt = physics.powertrain(self.vc, 0.0, 0.0)
+            pt = self.idle_pt  # a parked car keeps it too; its frames report the engine stopped
+        self.pt = pt
+        if running:
+            self._burn_fuel(pt.fuel_rate_lph, dt)
         fault = self.fault
-        thermostat = fault is not None and fault.kind == "overheat_thermostat"
-        leak = fault.severity if fault is not None and fault.kind == "overheat_coolant_leak" else 0.0
-        engine_kw = self.pt.engine_power_kw if self.running else 0.0
+        if fault is None:
+            thermostat_stuck, coolant_leak, alternator_ok = False, 0.0, True
+        else:
+            thermostat_stuck = fault.kind == "overheat_thermostat"
+            coolant_leak = fault.severity if fault.kind == "overheat_coolant_leak" else 0.0
+            alternator_ok = fault.kind != "alternator_failure"
         self.thermal = physics.step_thermal(
-            self.vc,
+            vc,
             self.thermal,
             dt,
-            engine_kw,
-            self.pt.engine_rpm,
-            self.running,
+            pt.engine_power_kw if running else 0.0,
+            pt.engine_rpm,
+            running,
             self.profile.ambient_c,
-            self.speed,
-            thermostat_stuck_closed=thermostat,
-            coolant_leak=leak,
+            speed,
+            thermostat_stuck_closed=thermostat_stuck,
+            coolant_leak=coolant_leak,
         )
-        alternator_ok = not (fault is not None and fault.kind == "alternator_failure")
         self.battery = physics.step_battery(
             self.battery,
             dt,
-            self.running,
-            self.pt.engine_rpm,
-            ELECTRICAL_LOAD_A if self.running else 1.0,
+            running,
+            pt.engine_rpm,
+            ELECTRICAL_LOAD_A if running else 1.0,
             alternator_ok=alternator_ok,
         )
-        if self.speed > 0.5 and self.accel < -0.3:
-            front = physics.brake_pad_wear_step(self.pads[0], dt, -self.accel, self.speed)
-            rear = physics.brake_pad_wear_step(self.pads[1], dt, -self.accel * 0.6, self.speed)
+        if speed > 0.5 and self.accel < -0.3:
+            front = physics.brake_pad_wear_step(self.pads[0], dt, -self.accel, speed)
+            rear = physics.brake_pad_wear_step(self.pads[1], dt, -self.accel * 0.6, speed)
             rate = 40.0 if fault is not None and fault.kind == "brake_pads_worn" else 1.0
             self.pads = [
                 self.pads[0] + (front - self.pads[0]) * rate,
                 self.pads[1] + (rear - self.pads[1]) * rate,
             ]
-        self.tire_warm_c = min(
-            25.0, self.tire_warm_c + (self.speed / 30.0 - self.tire_warm_c / 600.0) * dt * 0.05
-        )
+        if speed > 0 or self.tire_warm_c != 0.0:  # cold tires on a standing car stay cold
+            warm = self.tire_warm_c + (speed / 30.0 - self.tire_warm_c / 600.0) * dt * 0.05
+            self.tire_warm_c = warm if warm < 25.0 else 25.0
         if fault is not None:
             self._apply_fault(fault, dt)
+
+    def _burn_fuel(self, rate_lph: float, dt: float) -> None:
+        """A running engine's fuel and hours over `dt`; the tank is refilled when nearly empty."""
+        litres = rate_lph * dt / 3600.0
+        self.fuel_used_l += litres
+        level = self.fuel_level - litres / self.vc.tank_l * 100
+        self.fuel_level = level if level > 2.0 else 2.0
+        if self.fuel_level < 8.0:
+            self.fuel_level = self.rng.uniform(85, 100)  # filled up at the next station
+        self.engine_hours += dt / 3600.0
 
     def _apply_fault(self, fault: ActiveFault, dt: float) -> None:
         if fault.kind in ("tire_slow_leak", "tire_puncture"):
@@ -325,76 +441,123 @@ class Car:
         """One tire's pressure: placard, warmed by driving, minus any leak."""
         return physics.tire_pressure_kpa(self.vc.tire_placard_kpa, self.tire_warm_c, self.tire_leak[tire])
 
-    def frames(self) -> dict[str, dict[str, Any]]:
-        """One frame per subsystem for the current tick; advances `seq`."""
+    # --- frames ------------------------------------------------------------------------------
+    # Each car keeps one template dict per subsystem and hands out copies: copying a dict is several
+    # times cheaper than building one, and `round` is the costliest call in a frame, so each group
+    # of fields is refilled only when what it is computed from has changed (a parked or idling car
+    # repeats most of its values tick after tick).
+
+    def frames(self) -> list[Frame]:
+        """(vin, subsystem, frame) for each subsystem in catalog order, this tick; advances `seq`."""
         self.seq += 1
-        pt, th, bat, r = self.pt, self.thermal, self.battery, round
-        running = self.running
-        head = {"vin": self.profile.vin, "ts": self.ts, "seq": self.seq, "schema_version": SCHEMA_VERSION}
+        engine, transmission, electronics, chassis, infotainment = self._templates
+        ts, seq = self.ts, self.seq
+        engine["ts"] = transmission["ts"] = electronics["ts"] = chassis["ts"] = infotainment["ts"] = ts
+        engine["seq"] = transmission["seq"] = electronics["seq"] = chassis["seq"] = infotainment["seq"] = seq
+        running, pt, bat, dtcs = self.running, self.pt, self.battery, self.dtcs
         moving = self.speed > 0.1
-        stopped_in_gear = running and not moving
-        return {
-            "engine": {
-                **head,
-                "engine_running": running,
-                "engine_rpm": r(pt.engine_rpm if running else 0.0, 1),
-                "engine_load_pct": r(pt.engine_load_pct if running else 0.0, 1),
-                "throttle_pct": r(pt.throttle_pct if running else 0.0, 1),
-                "coolant_temp_c": r(th.coolant_c, 2),
-                "oil_temp_c": r(th.oil_c, 2),
-                "oil_pressure_kpa": r(self.oil_pressure(), 1),
-                "fuel_rate_lph": r(pt.fuel_rate_lph if running else 0.0, 3),
-                "fuel_used_l": r(self.fuel_used_l, 4),
-                "fuel_level_pct": r(self.fuel_level, 2),
-                "intake_air_temp_c": r(self.profile.ambient_c + (8.0 if running else 0.0), 1),
-                "maf_gps": r(pt.maf_gps if running else 0.0, 2),
-                "engine_hours": r(self.engine_hours, 4),
-            },
-            "transmission": {
-                **head,
-                "gear": pt.gear if moving else 0,
-                "selected_gear": 127 if running else 126,
-                "trans_temp_c": r(th.trans_c, 2),
-                "clutch_engagement_pct": 100.0
-                if moving and pt.gear >= 2
-                else (0.0 if stopped_in_gear else 60.0),
-                "park_lock": not running,
-                "performance_mode": self.mode,
-            },
-            "electronics": {
-                **head,
-                "ignition": "ON" if running else "OFF",
-                "battery_voltage_v": r(bat.voltage_v, 3),
-                "battery_current_a": r(bat.current_a, 2),
-                "dtc_list": list(self.dtcs),
-                "dtc_count": len(self.dtcs),
-                "mil_on": any(code in CRITICAL_DTCS for code in self.dtcs),
-                "ambient_temp_c": r(self.profile.ambient_c, 1),
-                "cabin_temp_c": r(21.0 if running else self.profile.ambient_c, 1),
-            },
-            "chassis": {
-                **head,
-                "speed_kmh": r(self.speed * 3.6, 2),
-                "odometer_km": r(self.odometer_km, 4),
-                "accel_long_ms2": r(self.accel, 3),
-                "tire_fl_kpa": r(self.tire_pressure("tire_fl_kpa"), 1),
-                "tire_fr_kpa": r(self.tire_pressure("tire_fr_kpa"), 1),
-                "tire_rl_kpa": r(self.tire_pressure("tire_rl_kpa"), 1),
-                "tire_rr_kpa": r(self.tire_pressure("tire_rr_kpa"), 1),
-                "brake_pad_wear_front_pct": r(min(100.0, self.pads[0]), 3),
-                "brake_pad_wear_rear_pct": r(min(100.0, self.pads[1]), 3),
-                "brake_pedal_pct": r(min(100.0, max(0.0, -self.accel) * 12.0) if moving else 0.0, 1),
-                "steering_angle_deg": r(self.rng.gauss(0.0, 4.0) if moving else 0.0, 1),
-            },
-            "infotainment": {
-                **head,
-                "lat": r(self.lat, 6),
-                "lon": r(self.lon, 6),
-                "heading_deg": r(self.heading % 360.0, 1),
-                "altitude_m": r(120.0 + self.route.segments[self.seg_index].grade * 500.0, 1),
-                "nav_dest_lat": self.route.destination[0],
-                "nav_dest_lon": self.route.destination[1],
-                "media_source": self.media if running else "SILENT",
-                "volume_pct": self.volume if running else 0,
-            },
-        }
+        if running is not self._ignition:
+            self._fill_ignition(running)
+        self._fill_engine(running, moving, pt)
+        self._fill_chassis(moving)
+        if running:  # oil pressure follows the oil temperature, which moves every tick
+            engine["oil_pressure_kpa"] = _round(self.oil_pressure(), 1)
+        electronics["battery_voltage_v"] = _round(bat.voltage_v, 3)
+        electronics["battery_current_a"] = _round(bat.current_a, 2)
+        electronics["dtc_list"] = list(dtcs)
+        electronics["dtc_count"] = len(dtcs)
+        electronics["mil_on"] = not _CRITICAL_DTCS.isdisjoint(dtcs)
+        if moving:
+            chassis["steering_angle_deg"] = _round(self.rng.gauss(0.0, 4.0), 1)
+        vin = self.profile.vin
+        return [
+            (vin, "engine", engine.copy()),
+            (vin, "transmission", transmission.copy()),
+            (vin, "electronics", electronics.copy()),
+            (vin, "chassis", chassis.copy()),
+            (vin, "infotainment", infotainment.copy()),
+        ]
+
+    def _fill_ignition(self, running: bool) -> None:
+        """The fields that follow the ignition alone."""
+        self._ignition = running
+        engine, transmission, electronics, _, infotainment = self._templates
+        engine["engine_running"] = running
+        engine["intake_air_temp_c"] = self._intake_air_c[running]
+        transmission["selected_gear"] = 127 if running else 126
+        transmission["park_lock"] = not running
+        electronics["ignition"] = "ON" if running else "OFF"
+        electronics["cabin_temp_c"] = self._cabin_c[running]
+        infotainment["media_source"] = self.media if running else "SILENT"
+        infotainment["volume_pct"] = self.volume if running else 0
+
+    def _fill_engine(self, running: bool, moving: bool, pt: physics.PowertrainState) -> None:
+        """Powertrain, fluid temperatures and counters, each group only if its inputs changed."""
+        engine, transmission = self._templates[0], self._templates[1]
+        key: tuple[object, ...] = (running, moving, pt)
+        if key != self._engine_key:  # the idle state repeats tick after tick
+            self._engine_key = key
+            engine["engine_rpm"] = _round(pt.engine_rpm, 1) if running else 0.0
+            engine["engine_load_pct"] = _round(pt.engine_load_pct, 1) if running else 0.0
+            engine["throttle_pct"] = _round(pt.throttle_pct, 1) if running else 0.0
+            engine["fuel_rate_lph"] = _round(pt.fuel_rate_lph, 3) if running else 0.0
+            engine["maf_gps"] = _round(pt.maf_gps, 2) if running else 0.0
+            if not running:
+                engine["oil_pressure_kpa"] = 0.0  # else refilled every tick by `frames`
+            transmission["gear"] = pt.gear if moving else 0
+            transmission["clutch_engagement_pct"] = (
+                100.0 if moving and pt.gear >= 2 else (0.0 if running and not moving else 60.0)
+            )
+        th = self.thermal
+        if th is not self._thermal_seen:  # a parked car soaked to ambient keeps its state object
+            self._thermal_seen = th
+            engine["coolant_temp_c"] = _round(th.coolant_c, 2)
+            engine["oil_temp_c"] = _round(th.oil_c, 2)
+            transmission["trans_temp_c"] = _round(th.trans_c, 2)
+        key = (self.fuel_used_l, self.fuel_level, self.engine_hours)
+        if key != self._counters_key:  # only a running engine advances them
+            self._counters_key = key
+            engine["fuel_used_l"] = _round(self.fuel_used_l, 4)
+            engine["fuel_level_pct"] = _round(self.fuel_level, 2)
+            engine["engine_hours"] = _round(self.engine_hours, 4)
+
+    def _fill_chassis(self, moving: bool) -> None:
+        """Motion, brakes, road and tires, each group only if its inputs changed."""
+        chassis, infotainment = self._templates[3], self._templates[4]
+        speed, accel = self.speed, self.accel
+        key: tuple[object, ...] = (speed, accel, self.odometer_km, self.lat, self.lon)
+        if key != self._motion_key:  # only a driving car moves
+            self._motion_key = key
+            chassis["speed_kmh"] = _round(speed * 3.6, 2)
+            chassis["odometer_km"] = _round(self.odometer_km, 4)
+            chassis["accel_long_ms2"] = _round(accel, 3)
+            pedal = min(100.0, max(0.0, -accel) * 12.0)
+            chassis["brake_pedal_pct"] = _round(pedal, 1) if speed > 0.1 else 0.0
+            infotainment["lat"] = _round(self.lat, 6)
+            infotainment["lon"] = _round(self.lon, 6)
+            if not moving:
+                chassis["steering_angle_deg"] = 0.0  # else drawn every tick by `frames`
+        pads = self.pads
+        key = (pads[0], pads[1])
+        if key != self._pads_key:  # pads wear only while braking
+            self._pads_key = key
+            chassis["brake_pad_wear_front_pct"] = _round(min(100.0, pads[0]), 3)
+            chassis["brake_pad_wear_rear_pct"] = _round(min(100.0, pads[1]), 3)
+        key = (self.heading, self.route, self.seg_index)
+        if key != self._road_key:  # one road segment lasts many ticks
+            self._road_key = key
+            infotainment["heading_deg"] = _round(self.heading % 360.0, 1)
+            grade = self.route.segments[self.seg_index].grade
+            infotainment["altitude_m"] = _round(120.0 + grade * 500.0, 1)
+            infotainment["nav_dest_lat"], infotainment["nav_dest_lon"] = self.route.destination
+        leaks = self.tire_leak
+        key = (self.tire_warm_c, *leaks.values())
+        if key != self._tires_key:  # tires change only while driving, cooling or leaking
+            self._tires_key = key
+            if any(leaks.values()):
+                for tire in TIRES:
+                    chassis[tire] = _round(self.tire_pressure(tire), 1)
+            else:  # one computation serves all four
+                kpa = _round(self.tire_pressure(TIRES[0]), 1)
+                for tire in TIRES:
+                    chassis[tire] = kpa

@@ -19,3 +19,9 @@ def test_every_setting_is_in_the_readme_table():
     for cls in (StackSettings, KafkaSettings, MqttSettings, LogSettings, SimulatorSettings):
         for var, _default, _help in cls.describe():
             assert f"| `{var}` |" in README, var
+
+
+def test_readme_benchmark_table_is_the_current_results():
+    from bench.results import markdown_table
+
+    assert markdown_table() in README, "regenerate: python -m bench.results, paste into README"
