@@ -64,21 +64,27 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def markdown_table(results_dir: Path = RESULTS_DIR) -> str:
     """The README benchmark table from every results file."""
     rows = [
-        "| benchmark | metric | ours | peer | ratio vs peer | ceiling | measured |",
-        "|---|---|---|---|---|---|---|",
+        "| benchmark | metric | unit | ours | peer | ours vs peer | ceiling | ours / ceiling | measured |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for path in sorted(results_dir.glob("*.json")):
         data = json.loads(path.read_text())
         for r in data if isinstance(data, list) else [data]:
-            peer = f"{r['peer']} ({r['peer_name']})" if r["peer"] is not None else "-"
-            ratio = f"{r['ratio_vs_peer']}x" if r["ratio_vs_peer"] is not None else "-"
-            ceiling = r["ceiling"] if r["ceiling"] is not None else "-"
+            peer = f"{_num(r['peer'])} ({r['peer_name']})" if r["peer"] is not None else "-"
+            vs_peer = f"{r['ratio_vs_peer']}x" if r["ratio_vs_peer"] is not None else "-"
+            vs_ceiling = f"{r['ratio_vs_ceiling']}" if r["ratio_vs_ceiling"] is not None else "-"
             rows.append(
-                f"| {r['name']} | {r['metric']} ({r['unit']}) | {r['ours']} | {peer} | {ratio} | {ceiling} "
-                f"| {r['measured_at'][:10]} |"
+                f"| {r['name']} | {r['metric']} | {r['unit']} | {_num(r['ours'])} | {peer} | {vs_peer} "
+                f"| {_num(r['ceiling'])} | {vs_ceiling} | {r['measured_at'][:16]}Z |"
             )
     return "\n".join(rows)
 

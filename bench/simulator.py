@@ -1,7 +1,7 @@
 """`fleet bench simulator`: the pure model's frames/s, and MQTT publish rates beside a bare paho loop.
 
 - model: `Fleet.step()` for 1,000 cars, frames (one car, one subsystem, one tick) per second.
-- publish: our path (JSON encode + `MqttSink.publish`, pool of 4 connections) over frames
+- publish: our path (JSON encode + `MqttSink.publish`, the default pool of connections) over frames
   generated beforehand, until every message is acknowledged (QoS1) or handed to the socket
   (QoS0); the ceiling is a bare paho client publishing a constant payload of the same size at
   the same QoS in the same run; the peer of the pool is one connection per car.
@@ -25,7 +25,9 @@ from services.stack.launcher import Stack
 from services.stack.settings import StackSettings
 from simulators.fleet import Fleet, FleetConfig
 from simulators.publisher import MqttSink
-from simulators.simulation import encode
+from simulators.simulation import SimulatorSettings, encode
+
+POOL = SimulatorSettings().connections  # what `fleet simulate` uses by default
 
 
 def model_rate(cars: int, ticks: int) -> float:
@@ -53,7 +55,7 @@ def ours_rate(
     sink = MqttSink(
         mqtt,
         qos=qos,
-        connections=4,
+        connections=POOL,
         client_prefix=f"bench-{os.getpid()}-{qos}-{per_car}",
         credentials=credentials,
     )
@@ -143,7 +145,7 @@ def main(quick: bool = False) -> Path:
             results.append(
                 result(
                     "simulator",
-                    f"MQTT publish QoS{qos}, pool of 4 connections",
+                    f"MQTT publish QoS{qos}, pool of {POOL} connections",
                     "msg/s",
                     ours,
                     peer=per_car,

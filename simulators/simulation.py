@@ -41,7 +41,7 @@ class SimulatorSettings(Settings):
         "FLEET_SIM_SCENARIO", "", "scenario YAML scheduling faults (instead of or with the rate)"
     )
     bad_rate: float = env("FLEET_SIM_BAD_RATE", 0.0, "share of extra malformed messages per frame (0..1)")
-    connections: int = env("FLEET_SIM_CONNECTIONS", 4, "MQTT connections in the pool")
+    connections: int = env("FLEET_SIM_CONNECTIONS", 2, "MQTT connections in the pool")
     credentials: str = env("FLEET_SIM_CREDENTIALS", "", "JSON file {vin: password}: one connection per car")
     out: str = env("FLEET_SIM_OUT", "", "write frames to this JSONL file instead of MQTT")
     out_dir: Path = env("FLEET_SIM_OUT_DIR", Path(".fleet/sim"), "where labels.jsonl and fleet.json go")
