@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from schemas.arrow import arrow_type
 from schemas.catalog import SCHEMA_VERSION, SIGNALS, Signal
 
 _VSS_TYPES = {"float": "double", "bool": "boolean", "string": "string", "string[]": "string[]"}
@@ -33,8 +34,6 @@ def to_markdown() -> str:
 
 def _vss_datatype(s: Signal) -> str:
     if s.type == "int":
-        from schemas.arrow import arrow_type
-
         return str(arrow_type(s))  # int8 / int16 / int32, as VSS names them
     return _VSS_TYPES[s.type]
 

@@ -118,6 +118,10 @@ class Fleet:
                 car.labels.append(fault.label(car.profile.vin))
                 car.fault = None
 
+    def faults_started(self) -> int:
+        """Faults injected so far, ended or still active."""
+        return sum(len(car.labels) + (car.fault is not None) for car in self.cars)
+
     def labels(self) -> list[dict[str, Any]]:
         """Ground truth of every fault that has ended, ordered by start time."""
         found = [label for car in self.cars for label in car.labels]

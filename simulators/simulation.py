@@ -81,7 +81,6 @@ class Progress:
     ticks: int = 0
     frames: int = 0
     bad: int = 0
-    faults_started: int = 0
     vehicle_s: float = 0.0
     started: float = dataclasses.field(default_factory=time.monotonic)
 
@@ -128,7 +127,6 @@ class Simulation:
                 await asyncio.sleep(0.002)
             self.progress.ticks = n
             self.progress.vehicle_s = n * tick_s
-            self.progress.faults_started = sum(len(c.labels) + (c.fault is not None) for c in self.fleet.cars)
             if s.speedup > 0:
                 delay = wall0 + n * tick_s / s.speedup - time.monotonic()
                 if delay > 0:

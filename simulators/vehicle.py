@@ -197,11 +197,6 @@ class Car:
         length = max(2.0, self.rng.gauss(self.profile.trip_km, self.profile.trip_km * 0.3))
         return make_route(self.rng, self.profile.route_weights, length, origin)
 
-    @property
-    def ignition_on(self) -> bool:
-        """Ignition is on whenever the car is not parked."""
-        return self.phase != "parked"
-
     def _target_speed(self) -> tuple[float, float]:
         """(cruise target m/s, distance to the next stop m) on the current segment."""
         seg = self.route.segments[self.seg_index]

@@ -68,7 +68,7 @@ def _view(sim: Simulation) -> Table:
         f"{p.vehicle_s:,.0f} s",
         f"{p.frames:,}",
         f"{p.frames_per_s:,.0f}",
-        str(p.faults_started),
+        str(sim.fleet.faults_started()),
         f"{p.bad:,}",
         f"{sim.sink.pending():,}",
     )

@@ -116,6 +116,8 @@ class Stack:
     def __init__(self, settings: StackSettings, services: Sequence[ServiceSpec] = ()):
         self.settings = settings
         self.services = list(services)
+        # How `fleet down` recognises this process later (checked against /proc/<pid>/cmdline).
+        self._exe = Path("/proc/self/cmdline").read_bytes().split(b"\0")[0].decode()
         self.children: list[ChildProcess] = []
         self.records: list[ChildRecord] = []
         self.timings: dict[str, float] = {}
@@ -283,10 +285,9 @@ class Stack:
             await self._await_ready(child, spec.ready)
 
     def _write_state(self, status: str) -> None:
-        exe = Path("/proc/self/cmdline").read_bytes().split(b"\0")[0].decode()
         state = StackState(
             launcher_pid=os.getpid(),
-            launcher_exe=exe,
+            launcher_exe=self._exe,
             started_at=self._started_at,
             status=status,  # type: ignore[arg-type]
             endpoints=self.endpoints,
