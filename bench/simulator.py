@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.results import result, write_results
 from services.common.mqtt import connect, make_client
-from services.common.probes import free_port
+from services.common.probes import free_ports
 from services.common.settings import MqttSettings
 from services.stack.launcher import Stack
 from services.stack.settings import StackSettings
@@ -133,7 +133,8 @@ def main(quick: bool = False) -> Path:
         return rates
 
     async def with_broker(tmp: str) -> list[tuple[int, float, float, float]]:
-        stack = Stack(StackSettings(dir=Path(tmp), mqtt_port=free_port(), kafka_port=free_port()))
+        mqtt_port, kafka_port = free_ports(2)
+        stack = Stack(StackSettings(dir=Path(tmp), mqtt_port=mqtt_port, kafka_port=kafka_port))
         await stack.start()
         try:
             return await asyncio.to_thread(publish_rates, stack.mqtt)

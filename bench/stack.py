@@ -16,7 +16,7 @@ from pathlib import Path
 from bench import faust_join
 from bench.results import median, result, write_results
 from services.common.kafka import FAUST_GROUP_SETTINGS
-from services.common.probes import free_port
+from services.common.probes import free_ports
 from services.stack.launcher import Stack
 from services.stack.settings import StackSettings
 
@@ -24,7 +24,8 @@ from services.stack.settings import StackSettings
 async def _startup(workdir: Path, repeats: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {}
     for i in range(repeats):
-        settings = StackSettings(dir=workdir / f"start-{i}", mqtt_port=free_port(), kafka_port=free_port())
+        mqtt_port, kafka_port = free_ports(2)
+        settings = StackSettings(dir=workdir / f"start-{i}", mqtt_port=mqtt_port, kafka_port=kafka_port)
         stack = Stack(settings)
         await stack.start()
         await stack.stop()
@@ -35,7 +36,8 @@ async def _startup(workdir: Path, repeats: int) -> dict[str, list[float]]:
 
 async def _faust(workdir: Path, repeats: int, peer_restart: bool) -> dict[str, dict[str, list[float]]]:
     """Ours and the peer run at the same time, on one broker, in separate groups and topics."""
-    settings = StackSettings(dir=workdir / "faust", mqtt_port=free_port(), kafka_port=free_port())
+    mqtt_port, kafka_port = free_ports(2)
+    settings = StackSettings(dir=workdir / "faust", mqtt_port=mqtt_port, kafka_port=kafka_port)
     stack = Stack(settings)
     await stack.start()
     out: dict[str, dict[str, list[float]]] = {"ours": {}, "peer": {}}

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from services.common.kafka import make_admin
-from services.common.probes import free_port
+from services.common.probes import free_ports
 from services.common.settings import KafkaSettings, MqttSettings
 from services.stack.launcher import Stack
 from services.stack.settings import StackSettings
@@ -34,10 +34,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> StackSettings:
     """Settings of this session's private stack."""
-    mqtt_port = free_port()
-    kafka_port = free_port()
-    while kafka_port == mqtt_port:
-        kafka_port = free_port()
+    mqtt_port, kafka_port = free_ports(2)
     return StackSettings(dir=tmp_path_factory.mktemp("stack"), mqtt_port=mqtt_port, kafka_port=kafka_port)
 
 

@@ -11,18 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from services.common.probes import free_port
+from services.common.probes import free_ports
 from services.stack.state import process_matches
 from tests.helpers import FLEET_BIN, run_fleet
 
 
-def stack_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+def stack_env(tmp_path: Path, ports: list[int] | None = None, **extra: str) -> dict[str, str]:
+    mqtt_port, kafka_port = ports or free_ports(2)
     env = dict(os.environ)
     env.update(
         {
             "FLEET_STACK_DIR": str(tmp_path / "stack"),
-            "FLEET_STACK_MQTT_PORT": str(free_port()),
-            "FLEET_STACK_KAFKA_PORT": str(free_port()),
+            "FLEET_STACK_MQTT_PORT": str(mqtt_port),
+            "FLEET_STACK_KAFKA_PORT": str(kafka_port),
             "FLEET_LOG_LEVEL": "INFO",
         }
     )
@@ -131,14 +132,15 @@ def test_a_second_up_in_the_same_folder_is_refused(tmp_path):
     env = stack_env(tmp_path)
     with Up(env) as up:
         wait_running(up)
-        again = run_fleet(["up"], {**env, "FLEET_STACK_MQTT_PORT": str(free_port())})
+        again = run_fleet(["up"], {**env, "FLEET_STACK_MQTT_PORT": str(free_ports(1)[0])})
         assert again.returncode == 1
         assert "a stack already runs from" in again.stderr
         assert again.stderr.strip().count("\n") == 0
 
 
 def test_two_stacks_run_side_by_side(tmp_path):
-    env_a, env_b = stack_env(tmp_path / "a"), stack_env(tmp_path / "b")
+    ports = free_ports(4)  # one call: the two stacks can never be handed the same port
+    env_a, env_b = stack_env(tmp_path / "a", ports[:2]), stack_env(tmp_path / "b", ports[2:])
     with Up(env_a) as a, Up(env_b) as b:
         wait_running(a)
         wait_running(b)
