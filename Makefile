@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MOSQUITTO := $(shell command -v mosquitto 2>/dev/null || ls /usr/sbin/mosquitto 2>/dev/null)
 
-.PHONY: help setup run test test-unit test-integration lint typecheck bench up down clean
+.PHONY: help setup run test test-unit test-integration lint typecheck bench certs up down clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ typecheck: setup ## mypy --strict on services/ schemas/ simulators/
 
 bench: setup ## run every benchmark, results in bench/results/*.json
 	$(BIN)/fleet bench all
+
+certs: $(STAMP) ## dev TLS certificates (CA, server for 127.0.0.1/localhost, client) in .fleet/certs/, kept if present
+	$(BIN)/fleet secure certs
 
 up: ## docker compose: Apache Kafka (KRaft) + Mosquitto + topic provisioning
 	docker compose up -d

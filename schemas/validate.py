@@ -176,6 +176,8 @@ def validate_message(
         frame = json.loads(payload)
     except (UnicodeDecodeError, ValueError) as exc:
         return Invalid("parse_error", f"not UTF-8 JSON: {str(exc)[:120]}")
+    except RecursionError:  # ~1000-deep nesting fits in 2 KB; json.loads gives up on the stack
+        return Invalid("parse_error", "JSON nested too deeply")
     problem = validate_frame(subsystem, frame, now_ms)
     if problem is not None:
         return problem

@@ -84,6 +84,7 @@ class Bridge:
             retry_max_s=self.settings.retry_max_s,
         )
         await self._source.connect()
+        self.metrics.mqtt_connected = True
 
     async def wait(self) -> None:
         """Ack as Kafka confirms; on a failure, recover and go on. Never returns by itself."""
@@ -111,6 +112,7 @@ class Bridge:
                         while len(self.window):
                             await self._ack_confirmed()
             await source.disconnect()  # queued PUBACKs go out before the DISCONNECT
+            self.metrics.mqtt_connected = False
         self._release()
         await self._close_kafka()
         await self.metrics_server.stop()
@@ -144,6 +146,7 @@ class Bridge:
         self.metrics.mqtt_disconnects += 1
         log.warning("MQTT connection lost; will reconnect", extra={"reason": reason})
         self._lost = True
+        self.metrics.mqtt_connected = False
         self._wake.set()
 
     # --- acks ---------------------------------------------------------------------------------
@@ -193,6 +196,7 @@ class Bridge:
         source = self._source
         assert source is not None
         source.pause()
+        self.metrics.mqtt_connected = False
         await source.disconnect()
         released = self._release()
         log.info("released unacked messages to the broker", extra={"released": released})
@@ -201,6 +205,7 @@ class Bridge:
             await self._open_kafka()
         self._lost = False
         await source.connect()
+        self.metrics.mqtt_connected = True
         source.resume()
 
     def _release(self) -> int:

@@ -31,6 +31,7 @@ class BridgeMetrics:
     mqtt_disconnects: int = 0
     paused: int = 0  # times reading stopped because the window was full
     in_flight: int = 0
+    mqtt_connected: bool = False
     latency: Histogram = dataclasses.field(default_factory=Histogram)
 
     @property
@@ -64,6 +65,12 @@ class BridgeMetrics:
             ("mqtt_disconnects", "counter", "MQTT connections lost", self.mqtt_disconnects),
             ("paused", "counter", "times reading paused on a full window", self.paused),
             ("in_flight", "gauge", "messages read and not yet acked", self.in_flight),
+            (
+                "mqtt_connected",
+                "gauge",
+                "1 while the MQTT session is up and subscribed",
+                int(self.mqtt_connected),
+            ),
         ]
         for name, kind, text, value in simple:
             suffix = "_total" if kind == "counter" else ""

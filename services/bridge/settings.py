@@ -22,7 +22,9 @@ class BridgeSettings(Settings):
         "",
         "MQTT client id: the persistent session's name; unique per bridge (empty: fleet-bridge-<host>)",
     )
-    topic_filter: str = env("FLEET_BRIDGE_TOPIC_FILTER", "fleet/+/+", "MQTT topic filter subscribed at QoS1")
+    # fleet/# rather than fleet/+/+: a car publishing to a wrongly shaped topic under fleet/
+    # gets a dead letter (bad_topic) instead of its message sitting unseen in the broker.
+    topic_filter: str = env("FLEET_BRIDGE_TOPIC_FILTER", "fleet/#", "MQTT topic filter subscribed at QoS1")
     share_group: str = env(
         "FLEET_BRIDGE_SHARE_GROUP",
         "",

@@ -159,6 +159,7 @@ class MqttSource:
     # --- connection -----------------------------------------------------------------------
     async def _connect_once(self) -> None:
         self._connected = self._loop.create_future()
+        self._paused = False  # a new connection must read its CONNACK
         # paho connects a blocking socket; on a LAN this is a round-trip, and the bridge has
         # nothing else to do until it is connected.
         connect(self.client, self.settings, persistent=True)
@@ -230,6 +231,8 @@ class MqttSource:
             self._loop.add_reader(sock, self._readable)
 
     def _socket_close(self, _c: mqtt.Client, _u: Any, sock: socket.socket | Any) -> None:
+        if sock.fileno() == -1:
+            return  # we closed it already (a connect attempt that timed out)
         self._loop.remove_reader(sock)
         self._loop.remove_writer(sock)
 

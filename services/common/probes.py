@@ -1,6 +1,7 @@
 """Readiness probes: a real protocol round-trip, never a sleep.
 
-`mqtt_ready` sends an MQTT 3.1.1 CONNECT and waits for a CONNACK that accepts it;
+`mqtt_ready` sends an anonymous MQTT 3.1.1 CONNECT and waits for a CONNACK (accepted, or
+refused for want of credentials: the secure profile's broker is up all the same);
 `kafka_ready` bootstraps an aiokafka client, which fetches cluster metadata.
 """
 
@@ -22,6 +23,9 @@ from services.common.kafka import client_kwargs
 from services.common.settings import KafkaSettings
 
 _CONNACK = 0x20
+# CONNACK return codes of a running broker: accepted, bad user name or password, not
+# authorized (what Mosquitto with `allow_anonymous false` answers an anonymous client).
+_BROKER_ANSWERS = (0, 4, 5)
 
 
 def _mqtt_connect_packet(client_id: str, keepalive: int = 10) -> bytes:
@@ -33,7 +37,7 @@ def _mqtt_connect_packet(client_id: str, keepalive: int = 10) -> bytes:
 
 
 async def mqtt_ready(host: str, port: int, within_s: float = 2.0) -> None:
-    """One CONNECT/CONNACK round-trip; raises BrokerUnavailable unless accepted."""
+    """One CONNECT/CONNACK round-trip; raises BrokerUnavailable unless the broker answers it."""
     try:
         async with asyncio.timeout(within_s):
             reader, writer = await asyncio.open_connection(host, port)
@@ -50,7 +54,7 @@ async def mqtt_ready(host: str, port: int, within_s: float = 2.0) -> None:
                     await writer.wait_closed()
     except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
         raise BrokerUnavailable(f"MQTT {host}:{port} did not answer CONNECT: {exc!r}") from None
-    if head[0] != _CONNACK or head[3] != 0:
+    if head[0] != _CONNACK or head[3] not in _BROKER_ANSWERS:
         raise BrokerUnavailable(f"MQTT {host}:{port} refused CONNECT (return code {head[3]})")
 
 

@@ -16,6 +16,7 @@ class StackSettings(Settings):
     dir: Path = env("FLEET_STACK_DIR", Path(".fleet"), "state, data and logs of the local stack")
     host: str = env("FLEET_STACK_HOST", "127.0.0.1", "address the brokers listen on")
     mqtt_port: int = env("FLEET_STACK_MQTT_PORT", 1883, "Mosquitto port")
+    mqtt_tls_port: int = env("FLEET_STACK_MQTT_TLS_PORT", 8883, "Mosquitto TLS port (secure-tls.conf only)")
     kafka_port: int = env("FLEET_STACK_KAFKA_PORT", 9092, "Tansu (Kafka protocol) port")
     mosquitto_bin: str = env("FLEET_MOSQUITTO_BIN", "", "Mosquitto binary (empty: PATH, /usr/sbin)")
     mosquitto_conf: Path = env(
@@ -30,6 +31,7 @@ class StackSettings(Settings):
         """Ports in range and distinct."""
         for var, port in (
             ("FLEET_STACK_MQTT_PORT", self.mqtt_port),
+            ("FLEET_STACK_MQTT_TLS_PORT", self.mqtt_tls_port),
             ("FLEET_STACK_KAFKA_PORT", self.kafka_port),
         ):
             if not 0 < port < 65536:

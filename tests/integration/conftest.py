@@ -15,10 +15,12 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
+from services.common import probes
 from services.common.kafka import make_admin
 from services.common.probes import free_ports
 from services.common.settings import KafkaSettings, MqttSettings
 from services.stack.launcher import Stack
+from services.stack.processes import ChildProcess
 from services.stack.settings import StackSettings
 
 pytestmark = pytest.mark.integration
@@ -104,3 +106,21 @@ def fleet_env(stack: Stack) -> Iterator[dict[str, str]]:
         }
     )
     yield env
+
+
+async def restart_child(stack: Stack, name: str) -> None:
+    """Stop one of the stack's brokers (SIGTERM, as an operator would) and start it again."""
+    old = next(c for c in stack.children if c.name == name)
+    await old.stop(stack.settings.stop_timeout_s)
+    new = ChildProcess(old.name, old.argv, old.log_file, old.env)
+    await new.start()
+    stack.children[stack.children.index(old)] = new
+    s = stack.settings
+    if name == "mosquitto":
+        await probes.wait_until(
+            lambda: probes.mqtt_ready(s.host, s.mqtt_port), deadline_s=10, alive=new.alive
+        )
+    else:
+        await probes.wait_until(
+            lambda: probes.kafka_ready(stack.kafka, within_s=1.0), deadline_s=10, alive=new.alive
+        )
