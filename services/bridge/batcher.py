@@ -73,6 +73,7 @@ class _Lane:
         self.partition = partition
         self.open: _Batch | None = None
         self.closed: collections.deque[_Batch] = collections.deque()
+        self.sending: _Batch | None = None  # being handed to aiokafka (send_batch may wait)
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -99,7 +100,6 @@ class Batcher:
         self._lanes: dict[tuple[str, int], _Lane] = {}
         self._dirty: list[_Lane] = []
         self._partition_of: dict[tuple[bytes, int], int] = {}  # murmur2 is pure Python: once per VIN
-        self._closing = False
 
     def add(self, record: Record) -> asyncio.Future[object]:
         """Put a record in its partition's open batch; the future resolves when Kafka has it."""
@@ -116,7 +116,12 @@ class Batcher:
         ):
             lane.closed.append(batch)  # full: a new one takes this record
             batch = lane.open = self._new_batch()
-            batch.builder.append(timestamp=None, key=record.key, value=record.value, headers=record.headers)
+            added = batch.builder.append(
+                timestamp=None, key=record.key, value=record.value, headers=record.headers
+            )
+            # aiokafka always takes a batch's first record whatever its size; were that to change,
+            # acking a record that is in no batch would lose it, so fail loudly instead.
+            assert added is not None, "an empty batch refused a record"
         return batch.written
 
     def flush(self) -> None:
@@ -127,7 +132,6 @@ class Batcher:
 
     async def close(self) -> None:
         """Stop the lane tasks; batches not yet handed over fail (their messages stay unacked)."""
-        self._closing = True
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
         for task in tasks:
             task.cancel()
@@ -135,11 +139,13 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for lane in self._lanes.values():
-            for batch in [*lane.closed, *([lane.open] if lane.open else [])]:
+            for batch in [lane.sending, *lane.closed, lane.open]:
+                if batch is None:
+                    continue
                 if not batch.written.done():
                     batch.written.set_exception(KafkaError("bridge stopped before the batch was sent"))
             lane.closed.clear()
-            lane.open = None
+            lane.open = lane.sending = None
 
     def _partition(self, record: Record) -> int:
         count = self.partitions[record.topic]
@@ -170,7 +176,7 @@ class Batcher:
                 kafka_future = await self.producer.send(
                     record.topic, record.value, key=record.key, headers=record.headers
                 )
-            except KafkaError as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure must fail the write, never stall it
                 written.set_exception(exc)
                 return
             kafka_future.add_done_callback(functools.partial(_chain, written))
@@ -192,11 +198,16 @@ class Batcher:
                 else:
                     batch, lane.open = lane.open, None  # type: ignore[assignment]
                 batch.builder.close()
+                lane.sending = batch
                 try:
                     kafka_future = await self.producer.send_batch(
                         batch.builder, lane.topic, partition=lane.partition
                     )
-                except KafkaError as exc:
+                except asyncio.CancelledError:
+                    raise  # close(): it fails lane.sending
+                except Exception as exc:  # noqa: BLE001 - any failure must fail the batch, never stall it
+                    lane.sending = None
                     batch.written.set_exception(exc)
                     continue
+                lane.sending = None
                 kafka_future.add_done_callback(functools.partial(_chain, batch.written))

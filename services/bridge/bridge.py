@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from typing import Any
@@ -85,6 +86,9 @@ class Bridge:
         )
         await self._source.connect()
         self.metrics.mqtt_connected = True
+        # Everything built so far lives as long as the process: take it out of the collector's
+        # sight, so a full collection only walks the short-lived per-message objects.
+        gc.freeze()
 
     async def wait(self) -> None:
         """Ack as Kafka confirms; on a failure, recover and go on. Never returns by itself."""
@@ -109,7 +113,7 @@ class Bridge:
             if source.connected:
                 with contextlib.suppress(TimeoutError, WriteFailed):
                     async with asyncio.timeout(STOP_GRACE_S):
-                        while len(self.window):
+                        while len(self.window) and not self._lost:
                             await self._ack_confirmed()
             await source.disconnect()  # queued PUBACKs go out before the DISCONNECT
             self.metrics.mqtt_connected = False
@@ -187,7 +191,7 @@ class Bridge:
             metrics.latency.observe(now - entry.received_s)
         metrics.acked += sum(1 for e in ready if e.qos)
         metrics.in_flight = len(self.window)
-        if len(self.window) <= self.settings.max_inflight // 2:
+        if len(self.window) <= self.settings.max_inflight // 2 and not self._stopped:
             source.resume()
 
     # --- recovery -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 BENCHMARKS = {
     "stack": "bench.stack",
     "simulator": "bench.simulator",
+    "bridge": "bench.bridge",
 }
 
 

@@ -89,8 +89,15 @@ def metric_lines(
 ) -> list[str]:
     """HELP/TYPE header and one line per labelled sample (`kind`: counter or gauge)."""
     out = [f"# HELP {name} {help}", f"# TYPE {name} {kind}"]
-    out.extend(f"{name}{_labels(labels)} {value:g}" for labels, value in samples)
+    out.extend(f"{name}{_labels(labels)} {_number(value)}" for labels, value in samples)
     return out
+
+
+def _number(value: float) -> str:
+    """Counters exactly (`:g` would print 1234567 as 1.23457e+06), other values round-trippable."""
+    if isinstance(value, int) or value.is_integer():
+        return str(int(value))
+    return repr(float(value))
 
 
 def parse_text(text: str) -> dict[str, float]:

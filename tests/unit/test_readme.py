@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from services.bridge.settings import BridgeSettings
 from services.common.settings import KafkaSettings, LogSettings, MqttSettings
 from services.stack.settings import StackSettings
 from simulators.simulation import SimulatorSettings
@@ -16,7 +17,7 @@ def test_readme_starts_with_the_two_commands():
 
 
 def test_every_setting_is_in_the_readme_table():
-    for cls in (StackSettings, KafkaSettings, MqttSettings, LogSettings, SimulatorSettings):
+    for cls in (StackSettings, KafkaSettings, MqttSettings, LogSettings, SimulatorSettings, BridgeSettings):
         for var, _default, _help in cls.describe():
             assert f"| `{var}` |" in README, var
 
