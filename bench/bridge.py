@@ -235,13 +235,19 @@ async def ceilings(kafka: KafkaSettings, backlog: list[Message], prefix: str) ->
     return per_record, batched
 
 
-async def latency(stack: Stack, tmp: Path, rate: int, seconds: float) -> dict[str, float]:
-    """Our bridge live at `rate` msg/s: publish -> visible to a Kafka consumer, in ms."""
-    prefix, client_id = "lat.", "bench-bridge-latency"
+async def latency(stack: Stack, tmp: Path, rate: int, seconds: float, watch: bool) -> dict[str, float]:
+    """Our bridge live at `rate` msg/s; with `watch`, a consumer measures publish -> visible, in ms.
+
+    Without `watch` only the bridge's own histogram is read: on Tansu a consumer polling the
+    topics while they are written slows the writes themselves (its fetches get dearer as the
+    logs grow), so the two views are measured in separate runs.
+    """
+    prefix, client_id = f"lat{int(watch)}.", f"bench-bridge-latency-{int(watch)}"
     await create_topics(stack.kafka, [prefix])
     env = bridge_env(stack, client_id, prefix, {})
-    proc = start_system([FLEET_BIN, "bridge"], env, tmp / "latency.log")
+    proc = start_system([FLEET_BIN, "bridge"], env, tmp / f"latency-{int(watch)}.log")
     port = int(env["FLEET_BRIDGE_METRICS_PORT"])
+    lags: list[float] = []
     try:
         for _ in range(200):
             try:
@@ -251,27 +257,20 @@ async def latency(stack: Stack, tmp: Path, rate: int, seconds: float) -> dict[st
                 pass
             await asyncio.sleep(0.05)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=stack.kafka.bootstrap,
-            enable_auto_commit=False,
-            group_id=None,
-            fetch_max_wait_ms=10,
+            bootstrap_servers=stack.kafka.bootstrap, enable_auto_commit=False, group_id=None
         )
         await consumer.start()
         parts = [TopicPartition(t, p) for t in topics_for(prefix)[:-1] for p in range(PARTITIONS)]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
-        publisher_env = child_environ(env)
         publisher = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.apps.paced_publisher",
-            str(rate),
-            str(seconds),
-            env=publisher_env,
+            *[sys.executable, "-m", "bench.apps.paced_publisher", str(rate), str(seconds)],
+            env=child_environ(env),
             stdout=asyncio.subprocess.PIPE,
         )
+        if not watch:
+            out, _ = await publisher.communicate()  # the consumer only reads once all is written
         published = asyncio.ensure_future(publisher.communicate())
-        lags: list[float] = []
         try:
             deadline = float("inf")
             while True:
@@ -279,7 +278,7 @@ async def latency(stack: Stack, tmp: Path, rate: int, seconds: float) -> dict[st
                     now = time.time() * 1000
                     lags.extend(now - json.loads(r.value)["ts"] for r in records)
                 if published.done():
-                    sent = json.loads(published.result()[0])["sent"]
+                    sent = json.loads(out if not watch else published.result()[0])["sent"]
                     if len(lags) >= sent:
                         break
                     deadline = min(deadline, time.monotonic() + 30)
@@ -293,15 +292,15 @@ async def latency(stack: Stack, tmp: Path, rate: int, seconds: float) -> dict[st
         stop_system(proc)
         forget_session(stack.mqtt, client_id)
     lags.sort()
-    return {
-        "p50_ms": lags[len(lags) // 2],
-        "p99_ms": lags[int(len(lags) * 0.99)],
-        "max_ms": lags[-1],
+    figures = {
         "messages": len(lags),
         # the bridge's own view: PUBLISH read -> Kafka ack -> PUBACK (upper bounds of histogram buckets)
         "bridge_p50_ms_at_most": 1000 * bucket_quantile(bridge_metrics, 0.5),
         "bridge_p99_ms_at_most": 1000 * bucket_quantile(bridge_metrics, 0.99),
     }
+    if watch:
+        figures |= {"p50_ms": lags[len(lags) // 2], "p99_ms": lags[int(len(lags) * 0.99)], "max_ms": lags[-1]}
+    return figures
 
 
 def bucket_quantile(metrics: dict[str, float], q: float) -> float:
@@ -327,7 +326,8 @@ async def run(
     try:
         # First, on the fresh stack: Tansu's fetch slows as its logs grow (see README), and
         # the drains below leave 700k records behind.
-        lat = await latency(stack, tmp, latency_rate, latency_s)
+        lat = await latency(stack, tmp, latency_rate, latency_s, watch=False)
+        watched = await latency(stack, tmp, latency_rate, latency_s, watch=True)
         systems = [(f"ours-{i}", f"ours{i}.", name, extra) for i, (name, extra) in enumerate(VARIANTS)]
         systems.append(("naive", "naive.", "naive", {}))
         systems.append(("mqtt", "mqtt.", "bare paho drain", {}))
@@ -406,27 +406,31 @@ async def run(
     out.append(
         result(
             "bridge",
-            f"publish -> visible to a Kafka consumer, p99 at {latency_rate:,} msg/s",
+            f"MQTT read -> Kafka ack -> PUBACK, p99 at {latency_rate:,} msg/s (bridge histogram)",
             "ms",
-            lat["p99_ms"],
+            lat["bridge_p99_ms_at_most"],
             lower_is_better=True,
             params={
-                **{k: round(v, 1) for k, v in lat.items()},
+                "bound": "upper bound of the histogram bucket holding the quantile",
+                "p50_ms_at_most": lat["bridge_p50_ms_at_most"],
+                "messages": lat["messages"],
                 "rate_msg_s": latency_rate,
                 "seconds": latency_s,
+                "consumer": "none while publishing (records read and counted afterwards)",
             },
         )
     )
     out.append(
         result(
             "bridge",
-            f"MQTT read -> Kafka ack -> PUBACK (bridge histogram), p99 at {latency_rate:,} msg/s",
+            f"publish -> visible to a polling Kafka consumer, p99 at {latency_rate:,} msg/s",
             "ms",
-            lat["bridge_p99_ms_at_most"],
+            watched["p99_ms"],
             lower_is_better=True,
             params={
-                "bound": "upper bound of the histogram bucket",
-                "p50_ms_at_most": lat["bridge_p50_ms_at_most"],
+                **{k: round(v, 1) for k, v in watched.items()},
+                "rate_msg_s": latency_rate,
+                "seconds": latency_s,
             },
         )
     )

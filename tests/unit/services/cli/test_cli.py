@@ -69,3 +69,15 @@ def test_missing_scenario_file_is_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("fleet: error: cannot read scenario")
+
+
+def test_bridge_bad_settings_are_one_line_before_any_connection():
+    cases = [
+        (["bridge", "--max-inflight", "0"], {}, "FLEET_BRIDGE_MAX_INFLIGHT=0: expected 1..1000000"),
+        (["bridge"], {"FLEET_BRIDGE_COMPRESSION": "lz4"}, "FLEET_BRIDGE_COMPRESSION='lz4': expected one of"),
+        (["bridge"], {"FLEET_BRIDGE_SHARE_GROUP": "a/b"}, "FLEET_BRIDGE_SHARE_GROUP='a/b'"),
+    ]
+    for args, env, message in cases:
+        result = run_fleet(args, env={"PATH": "/usr/bin:/bin", **env})
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().count("\n") == 0 and message in result.stderr
