@@ -136,7 +136,7 @@ def validate_frame(subsystem: str, frame: Any, now_ms: int | None = None) -> Inv
         return Invalid("schema_violation", f"ts={ts!r} is not an integer (epoch ms)")
     if type(seq) is not int or seq < 0:
         return Invalid("schema_violation", f"seq={seq!r} is not a non-negative integer")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:  # 1.0 and true equal 1 in Python
         return Invalid(
             "schema_violation", f"schema_version={version!r}, this pipeline reads {SCHEMA_VERSION}"
         )

@@ -135,9 +135,10 @@ class Reading:
     threshold: float | None = None  # the level met (or the one watched)
     clear_threshold: float | None = None
     relation: str = "above"  # "<value> <relation> <threshold>" in messages
+    hold: bool = False  # no verdict at all: pending timers restart, an open episode stays
 
 
-HOLD = Reading(0, False)  # no verdict (signal missing, engine off): timers reset, episode kept
+HOLD = Reading(0, False, hold=True)  # signal missing, engine off: nothing to judge
 
 
 def number(value: object) -> float | None:
@@ -185,6 +186,15 @@ def debounce(
 ) -> tuple[State, list[Event]]:
     """On-delay, off-delay, escalation and clearing of one condition; frames must come in order.
 
+    The deadband shields both edges. Rising: the on-delay runs from the first frame meeting the
+    condition and restarts only when a frame is back past the clear level (or gives no verdict);
+    a dip into the deadband (110 -> 109.8 -> 112 °C) is not a return to normal, and restarting
+    the delay there would let a slow, wobbling climb stay "pending" indefinitely. The raise
+    itself needs the condition met on the frame that raises. Falling: an open episode clears
+    once the clear condition held continuously for the off-delay. So a value wandering inside
+    the deadband neither raises nor clears, and one crossing the threshold back and forth
+    raises once. The critical level has its own, strict on-delay (reset by any frame below it).
+
     State keys, each present only when set (an idle condition is `{}`):
     `on_since` / `crit_since` / `off_since` (vehicle ms the condition, its critical level, its
     clear condition began holding) and `episode` ({"started_at", "severity"[, "quiet"]}).
@@ -194,14 +204,19 @@ def debounce(
     s = state or {}
     timing = subject.timing
     level = reading.level
-    on_since = s.get("on_since", ts) if level >= 1 else None
+    if level >= 1:
+        on_since: int | None = s.get("on_since", ts)
+    elif reading.clear or reading.hold:
+        on_since = None
+    else:
+        on_since = s.get("on_since")  # in the deadband: still pending
     crit_since = s.get("crit_since", ts) if level >= 2 else None
     crit_due = crit_since is not None and ts - crit_since >= timing.critical_on_delay_ms
     episode: dict[str, Any] | None = s.get("episode")
     off_since = None
     events: list[Event] = []
     if episode is None:
-        if on_since is not None and (crit_due or ts - on_since >= timing.on_delay_ms):
+        if on_since is not None and level >= 1 and (crit_due or ts - on_since >= timing.on_delay_ms):
             sev: Severity = "critical" if crit_due else (severity or subject.severity)
             episode = {"started_at": on_since, "severity": sev}
             if suppressed:

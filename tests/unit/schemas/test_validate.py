@@ -38,3 +38,15 @@ def test_valid_frames_pass_and_keep_their_values(sample_frames):
         result = validate_message(f"fleet/{vin}/{subsystem}", json.dumps(frame).encode(), now_ms=NOW)
         assert isinstance(result, Valid)
         assert result.frame == frame
+
+
+def test_schema_version_must_be_the_integer_itself():
+    import json
+
+    from schemas.validate import Invalid, validate_message
+
+    vin = "1FLEET00000000001"
+    for version in (1.0, True, "1"):
+        frame = {"vin": vin, "ts": 1_795_000_000_000, "seq": 1, "schema_version": version}
+        result = validate_message(f"fleet/{vin}/engine", json.dumps(frame).encode())
+        assert isinstance(result, Invalid) and result.reason == "schema_violation", version
