@@ -1,6 +1,8 @@
 """`python -m services.bridge`: the same as `fleet bridge`."""
 
+import sys
+
 from services.cli import main
 
 if __name__ == "__main__":
-    main(["bridge", *__import__("sys").argv[1:]])
+    main(["bridge", *sys.argv[1:]])
