@@ -84,7 +84,9 @@ class ThresholdConfig:
     on_delay_s: float = 30.0
     critical_on_delay_s: float = 5.0  # a few frames: one glitched reading is not an emergency
     off_delay_s: float = 60.0
-    suppressed_by: tuple[str, ...] = ()  # see OilPressureConfig.suppressed_by
+    # Rules whose active episode (open, not clearing) explains this one: an episode opening
+    # then is tracked but not announced, raise to clear (see OilPressureConfig.suppressed_by).
+    suppressed_by: tuple[str, ...] = ()
 
     def check(self, where: str, own: str) -> None:
         """Raise ConfigError unless clear_below < warning < critical and delays are >= 0."""
@@ -116,11 +118,14 @@ class OilPressureConfig:
     on_delay_s: float = 5.0  # a pump needs ~1-2 s to build pressure after a start
     off_delay_s: float = 10.0
     severity: Severity = "critical"  # the red oil lamp: stop the engine
-    # Rules whose open episode explains this one: an engine overheating thins its oil, and the
-    # pressure sags a few kPa below the minimum at hot idle. An oil episode that *opens* while a
-    # coolant_temp episode is open is attributed to it and not announced (alarm-flood practice:
-    # suppress consequential alarms). Empty to announce everything.
+    # Rules whose active episode explains this one: an engine overheating thins its oil, and the
+    # pressure sags below the minimum at hot idle (at most 9.6 kPa in 320 simulated car-hours).
+    # An oil episode that *opens* while a coolant_temp episode is open and not clearing, no
+    # deeper than `suppress_within_kpa` under the minimum, is attributed to it and not announced
+    # (alarm-flood practice: suppress consequential alarms). A failing pump reads 40 kPa or more
+    # under the minimum and is always announced. Empty to announce everything.
     suppressed_by: tuple[str, ...] = ("coolant_temp",)
+    suppress_within_kpa: float = 20.0
 
     def minimum_kpa(self, rpm: float) -> float:
         """The oil pressure floor at `rpm`."""
@@ -135,6 +140,7 @@ class OilPressureConfig:
             knee_rpm=self.knee_rpm,
             per_1000_rpm_kpa=self.per_1000_rpm_kpa,
             clear_margin_kpa=self.clear_margin_kpa,
+            suppress_within_kpa=self.suppress_within_kpa,
             on_delay_s=self.on_delay_s,
             off_delay_s=self.off_delay_s,
         )

@@ -36,6 +36,10 @@ Rules and their conditions (defaults in `services.hot.config`):
     brake_pad_wear     front or rear pad wear >= 80 % for 10 s
     dtc_new            a code appears in dtc_list (critical if listed); clears when it goes
     stale              no frame for 3x the car's cadence (wall clock) while its ignition was on
+
+Consequential alerts are attributed to their cause: a trans_temp or (shallow) oil_pressure
+episode that opens while a coolant_temp episode is active, or a tire_pressure_low episode while
+the same tire's puncture is open, is tracked but announced by no event ("quiet").
 """
 
 from __future__ import annotations
@@ -89,7 +93,7 @@ class FrameView:
     ts: int  # vehicle time, epoch ms
     signals: Mapping[str, Any]  # the frame itself: {"coolant_temp_c": 91.2, ...}
     engine_running: bool | None = None  # from the car's latest engine frame (battery rule)
-    open_rules: frozenset[str] = frozenset()  # rules with an episode open on this car now
+    open_rules: frozenset[str] = frozenset()  # rules with an active episode on this car (is_active)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -111,7 +115,9 @@ class Timing:
     ) -> Timing:
         """From the seconds (and minutes) of the config."""
         escalate = None if escalate_after_min is None else round(escalate_after_min * 60_000)
-        return cls(round(on_delay_s * 1000), round(off_delay_s * 1000), round(critical_on_delay_s * 1000), escalate)
+        return cls(
+            round(on_delay_s * 1000), round(off_delay_s * 1000), round(critical_on_delay_s * 1000), escalate
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -167,7 +173,9 @@ def _message(subject: Subject, status: Status, reading: Reading, *, by_time: boo
     if reading.threshold is None:
         now = f"{subject.title} {_fmt(reading.value)} {reading.relation}"
     else:
-        now = f"{subject.title} {_fmt(reading.value)}{unit} {reading.relation} {_fmt(reading.threshold)}{unit}"
+        now = (
+            f"{subject.title} {_fmt(reading.value)}{unit} {reading.relation} {_fmt(reading.threshold)}{unit}"
+        )
     if status == "escalated":
         minutes = (subject.timing.escalate_after_ms or 0) / 60_000
         return f"{now}; not cleared after {minutes:g} min" if by_time else f"{now}; critical level"
@@ -189,8 +197,8 @@ def debounce(
     The deadband shields both edges. Rising: the on-delay runs from the first frame meeting the
     condition and restarts only when a frame is back past the clear level (or gives no verdict);
     a dip into the deadband (110 -> 109.8 -> 112 °C) is not a return to normal, and restarting
-    the delay there would let a slow, wobbling climb stay "pending" indefinitely. The raise
-    itself needs the condition met on the frame that raises. Falling: an open episode clears
+    the delay there would keep postponing the alert of a climb that wobbles on its way up. The
+    raise itself needs the condition met on the frame that raises. Falling: an open episode clears
     once the clear condition held continuously for the off-delay. So a value wandering inside
     the deadband neither raises nor clears, and one crossing the threshold back and forth
     raises once. The critical level has its own, strict on-delay (reset by any frame below it).
@@ -226,7 +234,7 @@ def debounce(
     else:
         quiet = episode.get("quiet", False)
         started_at: int = episode["started_at"]
-        if episode["severity"] != "critical":
+        if episode["severity"] != "critical" and not reading.clear:  # a clearing episode stays as it is
             escalate = timing.escalate_after_ms
             by_time = escalate is not None and ts - started_at >= escalate
             if crit_due or by_time:
@@ -291,9 +299,9 @@ def _event(
     )
 
 
-def is_open(state: State | None) -> bool:
-    """Whether a single-condition rule's state has an episode open (quiet or not)."""
-    return bool(state) and "episode" in state  # type: ignore[operator]
+def is_active(state: State | None) -> bool:
+    """Open and not clearing: its condition still holds (what may explain other rules' alerts)."""
+    return state is not None and "episode" in state and "off_since" not in state
 
 
 def _escalation(config: RulesConfig) -> float | None:
@@ -312,26 +320,47 @@ class ThresholdRule:
     """A signal above a warning level (critical above another), with on/off delays and deadband."""
 
     def __init__(
-        self, name: str, subsystem: str, signal: str, config: ThresholdConfig, escalate_after_min: float | None
+        self,
+        name: str,
+        subsystem: str,
+        signal: str,
+        title: str,
+        config: ThresholdConfig,
+        escalate_after_min: float | None,
     ):
         self.name = name
         self.subsystem = subsystem
         self.signal = signal
         self.config = config
-        title = signal.removesuffix("_c").replace("_", " ")
-        timing = Timing.of(config.on_delay_s, config.off_delay_s, config.critical_on_delay_s, escalate_after_min)
+        timing = Timing.of(
+            config.on_delay_s, config.off_delay_s, config.critical_on_delay_s, escalate_after_min
+        )
         self.subject = Subject(name, title, " °C", "warning", timing)
         self.suppressed_by = frozenset(config.suppressed_by)
 
     @classmethod
     def coolant(cls, config: RulesConfig) -> ThresholdRule:
         """coolant_temp on the engine frames' coolant_temp_c."""
-        return cls("coolant_temp", "engine", "coolant_temp_c", config.coolant_temp, _escalation(config))
+        return cls(
+            "coolant_temp",
+            "engine",
+            "coolant_temp_c",
+            "coolant temperature",
+            config.coolant_temp,
+            _escalation(config),
+        )
 
     @classmethod
     def transmission(cls, config: RulesConfig) -> ThresholdRule:
         """trans_temp on the transmission frames' trans_temp_c."""
-        return cls("trans_temp", "transmission", "trans_temp_c", config.trans_temp, _escalation(config))
+        return cls(
+            "trans_temp",
+            "transmission",
+            "trans_temp_c",
+            "transmission fluid temperature",
+            config.trans_temp,
+            _escalation(config),
+        )
 
     def read(self, value: float) -> Reading:
         """The verdict on one value."""
@@ -340,7 +369,9 @@ class ThresholdRule:
             value >= c.critical if c.critical_inclusive else value > c.critical
         )
         if critical:
-            return Reading(2, False, value, c.critical, c.clear_below, "at or above" if c.critical_inclusive else "above")
+            return Reading(
+                2, False, value, c.critical, c.clear_below, "at or above" if c.critical_inclusive else "above"
+            )
         if value > c.warning:
             return Reading(1, False, value, c.warning, c.clear_below, "above")
         return Reading(0, value < c.clear_below, value, c.warning, c.clear_below, "above")
@@ -386,8 +417,15 @@ class OilPressureRule:
         """Apply one engine frame (vehicle time)."""
         if not _in_order(state, view.ts):
             return state, []
-        suppressed = not self.suppressed_by.isdisjoint(view.open_rules)
-        new, events = debounce(state, view.ts, self.read(view.signals), self.subject, suppressed=suppressed)
+        reading = self.read(view.signals)
+        # Only a shallow sag is thin hot oil; a deep drop is a pump failing, whatever else is on.
+        shallow = (
+            reading.threshold is not None
+            and isinstance(reading.value, float)
+            and (reading.value >= reading.threshold - self.config.suppress_within_kpa)
+        )
+        suppressed = shallow and not self.suppressed_by.isdisjoint(view.open_rules)
+        new, events = debounce(state, view.ts, reading, self.subject, suppressed=suppressed)
         new["last_ts"] = view.ts
         return new, events
 
@@ -414,7 +452,7 @@ class BatteryRule:
 
     @staticmethod
     def mode(signals: Mapping[str, Any], engine_running: bool | None) -> str:
-        """"running" or "resting"."""
+        """ "running" or "resting"."""
         on = signals.get("ignition") in IGNITION_ON
         return "running" if on and engine_running is not False else "resting"
 
@@ -429,7 +467,9 @@ class BatteryRule:
             ok = c.running_min_v + c.deadband_v <= volts <= c.running_max_v - c.deadband_v
             return Reading(0, ok, volts, c.running_min_v, c.running_min_v + c.deadband_v, "below")
         clear_at = c.resting_min_v + c.deadband_v
-        return Reading(1 if volts < c.resting_min_v else 0, volts >= clear_at, volts, c.resting_min_v, clear_at, "below")
+        return Reading(
+            1 if volts < c.resting_min_v else 0, volts >= clear_at, volts, c.resting_min_v, clear_at, "below"
+        )
 
     def step(self, state: State | None, view: FrameView) -> tuple[State | None, list[Event]]:
         """Apply one electronics frame (vehicle time)."""
@@ -455,52 +495,57 @@ class BatteryRule:
 class TireRules:
     """tire_pressure_low and tire_puncture, per tire, on the chassis frames.
 
-    State: {"last_ts", "baseline" (learned placard, kPa), "<tire>": {"bits", "samples", "low",
-    "puncture"}}. `bits` holds the last M low/not-low verdicts (newest in bit 0); `samples` are
-    [ts, kPa] pairs at least window/5 apart, the oldest at least a window old once there is one.
-    A low-pressure episode that opens while the same tire's puncture episode is open is quiet:
-    the puncture is its cause, one alert per flat tire.
+    State: {"last_ts", "baseline" (learned placard, kPa), "bits": [one int per tire],
+    "window": [[ts, fl, fr, rl, rr], ...], "episodes": {tire: {"low": ..., "puncture": ...}}}.
+    `bits` holds each tire's last M low/not-low verdicts (newest in bit 0). `window` keeps rows
+    of the four pressures at least window/5 apart, the oldest the newest one at least a window
+    old (one shared row per frame: the four tires arrive together). A low-pressure episode that
+    opens while the same tire's puncture episode is open is quiet: the puncture is its cause,
+    one alert per flat tire.
     """
 
     names = ("tire_pressure_low", "tire_puncture")
     subsystem = "chassis"
 
-    def __init__(self, low: TirePressureConfig, puncture: PunctureConfig, escalate_after_min: float | None = None):
+    def __init__(
+        self, low: TirePressureConfig, puncture: PunctureConfig, escalate_after_min: float | None = None
+    ):
         self.low = low
         self.puncture = puncture
-        self.low_subject = Subject(
-            "tire_pressure_low", "tire pressure", " kPa", low.severity, Timing.of(0.0, low.off_delay_s, 0.0, escalate_after_min)
-        )
+        low_timing = Timing.of(0.0, low.off_delay_s, 0.0, escalate_after_min)
+        puncture_timing = Timing.of(0.0, puncture.off_delay_s, 0.0, escalate_after_min)
+        self.low_subject = Subject("tire_pressure_low", "tire pressure", " kPa", low.severity, low_timing)
         self.puncture_subject = Subject(
-            "tire_puncture", "tire pressure drop", " kPa/min", puncture.severity, Timing.of(0.0, puncture.off_delay_s, 0.0, escalate_after_min)
+            "tire_puncture", "tire pressure drop", " kPa/min", puncture.severity, puncture_timing
         )
         self._mask = (1 << low.m) - 1
         self._window_ms = round(puncture.window_s * 1000)
         self._spacing_ms = self._window_ms // 5
 
-    def baseline(self, state: State | None, pressures: list[float]) -> float | None:
+    def baseline(self, old: float | None, pressures: list[float | None]) -> float | None:
         """The placard: configured, or the lowest highest-tire reading seen (see TirePressureConfig)."""
         if self.low.placard_kpa is not None:
             return self.low.placard_kpa
-        old: float | None = (state or {}).get("baseline")
-        top = max(pressures, default=None)
+        top = max((p for p in pressures if p is not None), default=None)
         if top is None or top < self.low.baseline_min_kpa:
             return old
         return top if old is None or top < old else old
 
-    def rate(self, samples: list[list[float]], ts: int, kpa: float) -> float | None:
-        """Pressure drop (kPa/min, positive = falling) from the oldest sample, once it spans a window."""
-        if not samples:
+    def rate(self, window: list[list[Any]], i: int, ts: int, kpa: float) -> float | None:
+        """Tire `i`'s pressure drop (kPa/min, positive = falling) since the oldest row, once a window old."""
+        if not window:
             return None
-        then, was = samples[0]
+        then, was = window[0][0], window[0][i + 1]
         span = ts - then
-        return (was - kpa) / span * 60_000 if span >= self._window_ms else None
+        if was is None or span < self._window_ms:
+            return None
+        return float((was - kpa) / span * 60_000)
 
-    def _samples(self, samples: list[list[float]], ts: int, kpa: float) -> list[list[float]]:
-        """Keep the newest sample at least a window old, and later ones window/5 apart."""
-        kept = list(samples)
+    def _window(self, window: list[list[Any]], ts: int, pressures: list[float | None]) -> list[list[Any]]:
+        """Append this frame's row (if window/5 after the last), keep one row at least a window old."""
+        kept = list(window)
         if not kept or ts - kept[-1][0] >= self._spacing_ms:
-            kept.append([ts, kpa])
+            kept.append([ts, *pressures])
         while len(kept) >= 2 and kept[1][0] <= ts - self._window_ms:
             kept.pop(0)
         return kept
@@ -510,57 +555,63 @@ class TireRules:
         if not _in_order(state, view.ts):
             return state, []
         ts = view.ts
-        pressures = {t: number(view.signals.get(t)) for t in TIRES}
-        present = [p for p in pressures.values() if p is not None]
-        baseline = self.baseline(state, present)
-        new: State = {"last_ts": ts}
-        if baseline is not None:
-            new["baseline"] = baseline
-        events: list[Event] = []
         old = state or {}
-        for tire, kpa in pressures.items():
-            tstate: State = old.get(tire, {})
+        pressures = [number(view.signals.get(t)) for t in TIRES]
+        baseline = self.baseline(old.get("baseline"), pressures)
+        window: list[list[Any]] = old.get("window", [])
+        bits: list[int] = old.get("bits", [0] * len(TIRES))
+        episodes: dict[str, State] = old.get("episodes", {})
+        new_bits = list(bits)
+        new_episodes: dict[str, State] = {}
+        events: list[Event] = []
+        for i, tire in enumerate(TIRES):
+            kpa = pressures[i]
+            tire_state: State = episodes.get(tire, {})
             if kpa is None or baseline is None:
-                if tstate:
-                    new[tire] = tstate
+                if tire_state:
+                    new_episodes[tire] = tire_state  # no reading: nothing changes for this tire
                 continue
             # Puncture first: an open puncture quiets the low-pressure alert of the same tire.
-            samples: list[list[float]] = tstate.get("samples", [])
-            rate = self.rate(samples, ts, kpa)
-            recovered = kpa >= self.puncture.recovered_fraction * baseline
+            rate = self.rate(window, i, ts, kpa)
             limit = self.puncture.kpa_per_min
             fast = rate is not None and rate > limit
-            puncture_reading = Reading(
-                1 if fast else 0,
-                recovered and not fast,
-                rate if rate is not None else 0.0,
-                limit,
-                limit,
-                "above",
+            recovered = kpa >= self.puncture.recovered_fraction * baseline
+            reading = Reading(1 if fast else 0, recovered and not fast, rate or 0.0, limit, limit, "above")
+            puncture, ev = debounce(
+                tire_state.get("puncture"), ts, reading, self.puncture_subject, signal=tire
             )
-            puncture, ev = debounce(tstate.get("puncture"), ts, puncture_reading, self.puncture_subject, signal=tire)
             events += ev
             low_level = self.low.low_fraction * baseline
-            bits = ((tstate.get("bits", 0) << 1) | (kpa <= low_level)) & self._mask
-            low_reading = Reading(
-                1 if bits.bit_count() >= self.low.n else 0,
-                kpa > self.low.clear_fraction * baseline,
+            clear_level = self.low.clear_fraction * baseline
+            new_bits[i] = ((bits[i] << 1) | (kpa <= low_level)) & self._mask
+            reading = Reading(
+                1 if new_bits[i].bit_count() >= self.low.n else 0,
+                kpa > clear_level,
                 kpa,
                 round(low_level, 1),
-                round(self.low.clear_fraction * baseline, 1),
+                round(clear_level, 1),
                 "at or below",
             )
+            quiet = "episode" in puncture
             low, ev = debounce(
-                tstate.get("low"), ts, low_reading, self.low_subject, signal=tire, suppressed="episode" in puncture
+                tire_state.get("low"), ts, reading, self.low_subject, signal=tire, suppressed=quiet
             )
             events += ev
-            entry: State = {"bits": bits, "samples": self._samples(samples, ts, kpa)}
-            if low:
-                entry["low"] = low
-            if puncture:
-                entry["puncture"] = puncture
-            new[tire] = entry
+            entry = {k: v for k, v in (("low", low), ("puncture", puncture)) if v}
+            if entry:
+                new_episodes[tire] = entry
+        new: State = {"last_ts": ts, "bits": new_bits, "window": self._window(window, ts, pressures)}
+        if baseline is not None:
+            new["baseline"] = baseline
+        if new_episodes:
+            new["episodes"] = new_episodes
         return new, events
+
+    def open_signals(self, state: State | None, rule: str) -> list[str]:
+        """The tires with an episode of `rule` ("tire_pressure_low" / "tire_puncture") open."""
+        key = "low" if rule == "tire_pressure_low" else "puncture"
+        episodes: dict[str, State] = (state or {}).get("episodes", {})
+        return [tire for tire, entry in episodes.items() if "episode" in entry.get(key, {})]
 
 
 # --- brake pads ------------------------------------------------------------------------------
@@ -586,7 +637,14 @@ class BrakePadRule:
         c = self.config
         if wear:
             worst = max(wear)
-            reading = Reading(1 if worst >= c.worn_pct else 0, worst < c.clear_below_pct, worst, c.worn_pct, c.clear_below_pct, "at or above")
+            reading = Reading(
+                1 if worst >= c.worn_pct else 0,
+                worst < c.clear_below_pct,
+                worst,
+                c.worn_pct,
+                c.clear_below_pct,
+                "at or above",
+            )
         else:
             reading = HOLD
         new, events = debounce(state, view.ts, reading, self.subject)
@@ -611,7 +669,9 @@ class DtcRule:
     def __init__(self, config: DtcConfig, escalate_after_min: float | None = None):
         self.config = config
         self.critical = frozenset(config.critical_codes)
-        self.subject = Subject(self.name, "trouble code", "", config.severity, Timing.of(0.0, 0.0, 0.0, escalate_after_min))
+        self.subject = Subject(
+            self.name, "trouble code", "", config.severity, Timing.of(0.0, 0.0, 0.0, escalate_after_min)
+        )
 
     def step(self, state: State | None, view: FrameView) -> tuple[State | None, list[Event]]:
         """Apply one electronics frame (vehicle time)."""
@@ -662,7 +722,6 @@ class StaleRule:
 
     def __init__(self, config: StaleConfig):
         self.config = config
-        self.subject = Subject(self.name, "no frames for", " s", config.severity, Timing(0, 0))
 
     def cadence_ms(self, state: State) -> float:
         """The car's frame interval: median of its recent ones, or the configured default."""
@@ -717,7 +776,11 @@ class StaleRule:
         started_at = state["seen_ts"] + round(cadence)
         severity = self.config.severity
         new = {**state, "episode": {"started_at": started_at, "severity": severity}}
-        message = f"no frames for {_fmt(silence / 1000)} s with the ignition on (limit {_fmt(limit / 1000)} s)"
+        message = (
+            f"no frames for {_fmt(silence / 1000)} s with the ignition on (limit {_fmt(limit / 1000)} s)"
+        )
         return new, [
-            Event(self.name, "raised", severity, started_at, started_at, silence / 1000, limit / 1000, message)
+            Event(
+                self.name, "raised", severity, started_at, started_at, silence / 1000, limit / 1000, message
+            )
         ]

@@ -27,12 +27,6 @@ class HotSettings(Settings):
         6,
         "partitions of the source topics (the state table's changelog gets as many)",
     )
-    store: str = env(
-        "FLEET_HOT_STORE",
-        "memory",
-        "Table store: memory (measured: works on Tansu) or rocksdb",
-        choices=("memory", "rocksdb"),
-    )
     datadir: Path = env("FLEET_HOT_DATADIR", Path(".fleet/hot"), "Faust data directory (one per worker)")
     commit_interval_s: float = env("FLEET_HOT_COMMIT_INTERVAL_S", 1.0, "offset commit interval (s)")
     batch_max: int = env("FLEET_HOT_BATCH_MAX", 1000, "frames evaluated per batch (one state write per car)")

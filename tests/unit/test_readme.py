@@ -4,6 +4,7 @@ from pathlib import Path
 
 from services.bridge.settings import BridgeSettings
 from services.common.settings import KafkaSettings, LogSettings, MqttSettings
+from services.hot.watch import AlertsSettings
 from services.stack.settings import StackSettings
 from simulators.simulation import SimulatorSettings
 
@@ -17,7 +18,15 @@ def test_readme_starts_with_the_two_commands():
 
 
 def test_every_setting_is_in_the_readme_table():
-    for cls in (StackSettings, KafkaSettings, MqttSettings, LogSettings, SimulatorSettings, BridgeSettings):
+    for cls in (
+        StackSettings,
+        KafkaSettings,
+        MqttSettings,
+        LogSettings,
+        SimulatorSettings,
+        BridgeSettings,
+        AlertsSettings,
+    ):
         for var, _default, _help in cls.describe():
             assert f"| `{var}` |" in README, var
 

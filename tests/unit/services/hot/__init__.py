@@ -1,0 +1,1 @@
+"""Unit tests of the hot path's pure core (rules, config, alerts, engine) and its model check."""
