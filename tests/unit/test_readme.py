@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from services.bridge.settings import BridgeSettings
+from services.hot.settings import HotSettings
 from services.common.settings import KafkaSettings, LogSettings, MqttSettings
 from services.hot.watch import AlertsSettings
 from services.stack.settings import StackSettings
@@ -26,6 +27,7 @@ def test_every_setting_is_in_the_readme_table():
         SimulatorSettings,
         BridgeSettings,
         AlertsSettings,
+        HotSettings,
     ):
         for var, _default, _help in cls.describe():
             assert f"| `{var}` |" in README, var
