@@ -11,6 +11,7 @@ BENCHMARKS = {
     "stack": "bench.stack",
     "simulator": "bench.simulator",
     "bridge": "bench.bridge",
+    "hot": "bench.hot",
 }
 
 

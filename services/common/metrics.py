@@ -130,7 +130,8 @@ class MetricsServer:
         except OSError as exc:
             raise ConfigError(f"metrics endpoint {self.host}:{self.port}: {exc.strerror or exc}") from None
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("metrics endpoint listening", extra={"url": f"http://{self.host}:{self.port}/metrics"})
+        # The address in the message itself: Faust workers log with their own formatter, which drops extras.
+        log.info("metrics endpoint listening url=http://%s:%s/metrics", self.host, self.port)
 
     async def stop(self) -> None:
         """Close the listener; safe twice."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import NewTopic
 
+from services.common.metrics import parse_text, scrape
 from services.hot.config import load_rules
 from tests.helpers import FLEET_BIN
 from tests.integration.bridge_support import BridgeProcess, BridgeTopics, forget_session, read_all
@@ -89,6 +90,7 @@ async def pipeline(admin, names, fleet_env, mqtt, tmp_path):  # type: ignore[no-
             "FLEET_HOT_ALERTS_TOPIC": alerts_topic,
             "FLEET_HOT_DATADIR": str(tmp_path / "hot"),
             "FLEET_HOT_METRICS_PORT": "0",
+            "FLEET_LOG_LEVEL": "INFO",
         },
         tmp_path / "hot",
     )
@@ -108,6 +110,18 @@ async def wait_ready(hot: HotProcess, within_s: float = 60) -> None:
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"hot worker not ready in {within_s}s: {hot.log_tail()}")
+
+
+async def worker_frames(hot: HotProcess) -> float:
+    """Frames a worker evaluated, from its log's metrics line (its port is picked at start)."""
+    text = hot.log_tail()
+    url = (
+        [line for line in text.splitlines() if "metrics endpoint listening" in line][-1]
+        .split("url=")[1]
+        .split()[0]
+    )
+    host, port = url.removeprefix("http://").split("/")[0].split(":")
+    return parse_text(await scrape(host, int(port))).get("fleet_hot_frames_total", 0.0)
 
 
 def simulate(mqtt, tmp_path: Path) -> subprocess.Popen[bytes]:
@@ -177,11 +191,21 @@ def score(labels, alerts):  # type: ignore[no-untyped-def]
     return missed, unexplained, doubled, delays, len(raised)
 
 
-async def test_alerts_match_the_ground_truth(pipeline, mqtt, kafka, tmp_path):
+async def test_alerts_match_the_ground_truth_with_two_workers_sharing_the_partitions(
+    pipeline, mqtt, kafka, tmp_path
+):
     bridge, hot, alerts_topic = pipeline
-    await wait_ready(hot)
-    sim = simulate(mqtt, tmp_path)
-    labels, alerts, _ = await run_and_collect(kafka, alerts_topic, tmp_path, sim, hot)
+    second = HotProcess({**hot.env, "FLEET_HOT_DATADIR": str(tmp_path / "hot2")}, tmp_path / "hot2")
+    second.start()
+    try:
+        await wait_ready(hot)
+        await wait_ready(second)
+        sim = simulate(mqtt, tmp_path)
+        labels, alerts, _ = await run_and_collect(kafka, alerts_topic, tmp_path, sim, hot)
+        frames = [await worker_frames(w) for w in (hot, second)]
+    finally:
+        second.stop()
+    assert min(frames) > 0, f"one worker got no partition: {frames}"
     missed, unexplained, doubled, delays, episodes = score(labels, alerts)
     print(f"labels {len(labels)}, raised episodes {episodes}, delays {delays}")
     assert not missed, f"missed: {missed}"
