@@ -88,9 +88,7 @@ async def ours_rate(stack: Stack, tmp: Path, prefix: str, count: int) -> dict[st
     port = free_ports(1)[0]
     env = hot_env(stack, tmp, "bench-hot-ours", prefix, port)
     with (tmp / "ours.log").open("wb") as out:
-        proc = subprocess.Popen(
-            [FLEET_BIN, "hot"], env=child_environ(env), stdout=out, stderr=subprocess.STDOUT
-        )
+        proc = start_hot(env, out)
     try:
         first: tuple[float, float] | None = None
         deadline = time.monotonic() + 600
@@ -117,9 +115,7 @@ async def latency(stack: Stack, tmp: Path, rate: int, seconds: float) -> dict[st
     port = free_ports(1)[0]
     env = hot_env(stack, tmp, "bench-hot-latency", prefix, port)
     with (tmp / "latency.log").open("wb") as out:
-        proc = subprocess.Popen(
-            [FLEET_BIN, "hot"], env=child_environ(env), stdout=out, stderr=subprocess.STDOUT
-        )
+        proc = start_hot(env, out)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=stack.kafka.bootstrap, enable_auto_commit=False, group_id=None
     )
