@@ -112,6 +112,23 @@ async def wait_ready(hot: HotProcess, within_s: float = 60) -> None:
     raise AssertionError(f"hot worker not ready in {within_s}s: {hot.log_tail()}")
 
 
+async def settled(hot: HotProcess, quiet_s: float = 4, within_s: float = 90) -> None:
+    """Until the worker's frame count stops moving for `quiet_s` (it has caught up)."""
+    deadline = time.monotonic() + within_s
+    last, since = -1.0, time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            seen = await worker_frames(hot)
+        except (IndexError, OSError):
+            seen = -1.0  # restarting: no endpoint yet
+        if seen != last:
+            last, since = seen, time.monotonic()
+        elif seen > 0 and time.monotonic() - since >= quiet_s:
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"hot worker still busy after {within_s}s: {hot.log_tail()}")
+
+
 async def worker_frames(hot: HotProcess) -> float:
     """Frames a worker evaluated, from its log's metrics line (its port is picked at start)."""
     text = hot.log_tail()
@@ -143,7 +160,7 @@ def decision_delay_s(rule: str) -> float:
     return delay + float(getattr(section, "m", 0) or 0)  # N-of-M: at most M frames at 1 Hz
 
 
-async def run_and_collect(kafka, alerts_topic, tmp_path, sim, hot, kill_at_s: float | None = None):  # type: ignore[no-untyped-def]
+async def run_and_collect(kafka, alerts_topic, tmp_path, sim, hot, kill_at_s=None, others=()):  # type: ignore[no-untyped-def]
     started = time.monotonic()
     killed = False
     while sim.poll() is None:
@@ -154,7 +171,8 @@ async def run_and_collect(kafka, alerts_topic, tmp_path, sim, hot, kill_at_s: fl
             hot.start()
     assert sim.returncode == 0, (tmp_path / "sim.log").read_text()
     labels = [json.loads(line) for line in (tmp_path / "sim" / "labels.jsonl").read_text().splitlines()]
-    await asyncio.sleep(8)  # the last frames through the bridge and the worker
+    for worker in (hot, *others):
+        await settled(worker)  # the last frames through the bridge and the workers
     records = await read_all(kafka, [alerts_topic], lambda rs: False, within_s=5)
     return labels, [json.loads(r.value) for r in records], killed
 
@@ -201,7 +219,7 @@ async def test_alerts_match_the_ground_truth_with_two_workers_sharing_the_partit
         await wait_ready(hot)
         await wait_ready(second)
         sim = simulate(mqtt, tmp_path)
-        labels, alerts, _ = await run_and_collect(kafka, alerts_topic, tmp_path, sim, hot)
+        labels, alerts, _ = await run_and_collect(kafka, alerts_topic, tmp_path, sim, hot, others=(second,))
         frames = [await worker_frames(w) for w in (hot, second)]
     finally:
         second.stop()
