@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from services.bridge.settings import BridgeSettings
-from services.hot.settings import HotSettings
 from services.common.settings import KafkaSettings, LogSettings, MqttSettings
+from services.hot.settings import HotSettings
 from services.hot.watch import AlertsSettings
 from services.stack.settings import StackSettings
 from simulators.simulation import SimulatorSettings
