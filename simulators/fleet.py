@@ -5,6 +5,15 @@ for ts, frames in fleet.run(duration_s=60):      # frames: [(vin, subsystem, fra
     ...
 fleet.labels()     # ground truth, one dict per injected fault
 fleet.manifest()   # per car: class, driver style, route mix (the fuel ranking's truth)
+
+Every fault starts on a car that is driving and free: no fault active, and at least
+`FAULT_COOLDOWN_MS` (15 min of vehicle time) since its last repair, so every label is an alert
+episode of its own (`Car.can_start_fault`). A fault drawn by rate simply skips a car that is not.
+A scenario entry is a fault that must happen: it starts at `at_s` if its car can take it then,
+else it waits and starts on the first tick the car can (parked, busy with another fault or
+cooling down after one); its label's `start_ts` is when it actually started. Entries waiting for
+one car start in scenario order, before any fault drawn by rate; an entry for a car index beyond
+the fleet is ignored.
 """
 
 from __future__ import annotations
@@ -71,6 +80,7 @@ class Fleet:
         self.ts = config.start_ts
         self.elapsed_s = 0.0
         self._pending = sorted(config.scenario, key=lambda e: e.at_s)
+        self._waiting: list[ScenarioEntry] = []  # due, but their car could not take a fault yet
 
     def step(self) -> list[Frame]:
         """Advance every car one tick; return the frames of the cars that are not silent."""
@@ -84,7 +94,7 @@ class Fleet:
         for car in self.cars:
             # Each car draws from its own rng, so deciding its fault just before its step draws the
             # same numbers as deciding every car's first.
-            if by_rate and car.can_start_fault() and car.rng.random() < p:
+            if by_rate and car.can_start_fault(ts) and car.rng.random() < p:
                 car.start_fault(car.rng.choice(FAULT_KINDS), ts)
             car.step(cfg.tick_s, ts)
             if car.fault is not None:  # skipped for the healthy majority
@@ -95,11 +105,22 @@ class Fleet:
         return out
 
     def _start_scheduled(self, ts: int) -> None:
-        """Start the scenario's faults that are due (before any fault drawn by rate)."""
-        while self._pending and self._pending[0].at_s <= self.elapsed_s:
-            entry = self._pending.pop(0)
-            if entry.car < len(self.cars) and self.cars[entry.car].fault is None:
-                self.cars[entry.car].start_fault(entry.fault, ts, entry.duration_s, entry.detail)
+        """Start the scenario's faults that are due and whose car is free (before any drawn by rate)."""
+        pending, cars = self._pending, self.cars
+        while pending and pending[0].at_s <= self.elapsed_s:
+            entry = pending.pop(0)
+            if entry.car < len(cars):
+                self._waiting.append(entry)
+        if not self._waiting:
+            return
+        still = []
+        for entry in self._waiting:  # in scenario order: the first one waiting for a car gets it
+            car = cars[entry.car]
+            if car.can_start_fault(ts):
+                car.start_fault(entry.fault, ts, entry.duration_s, entry.detail)
+            else:
+                still.append(entry)
+        self._waiting = still
 
     def run(self, duration_s: float) -> Iterator[tuple[int, list[Frame]]]:
         """Step for `duration_s` of vehicle time, yielding each tick's frames."""
@@ -114,7 +135,9 @@ class Fleet:
             fault = car.fault
             if fault is not None:
                 # Cut short by the end of the run: onset_ts stays null if the signature never showed.
-                fault.end_ts = min(fault.end_ts, self.ts)
+                # Still active now, so it ends now (even when its planned end has passed: a fault
+                # whose signature came late is held past it), never before its onset.
+                fault.end_ts = self.ts
                 car.labels.append(fault.label(car.profile.vin))
                 car.fault = None
 

@@ -79,7 +79,10 @@ class VehicleClass:
     tank_l: float
     tire_placard_kpa: float  # cold gauge pressure on the door-pillar placard
     thermal_mass_kj_per_k: float  # coolant plus the engine metal it warms
-    radiator_ua_kw_per_k: float  # radiator conductance, thermostat open, at highway airflow
+    # Radiator conductance, thermostat fully open, at highway airflow. Sized like a real one: at
+    # half the rated power on a 40 °C day the thermostat still regulates (coolant under 95 °C), so a
+    # healthy engine never nears the 110 °C warning however it is driven.
+    radiator_ua_kw_per_k: float
 
     @property
     def drag_area_m2(self) -> float:
@@ -110,7 +113,7 @@ VEHICLE_CLASSES: dict[str, VehicleClass] = {
         tank_l=45.0,
         tire_placard_kpa=230.0,
         thermal_mass_kj_per_k=34.0,
-        radiator_ua_kw_per_k=0.40,
+        radiator_ua_kw_per_k=0.9,
     ),
     "midsize": VehicleClass(
         name="midsize",
@@ -134,7 +137,7 @@ VEHICLE_CLASSES: dict[str, VehicleClass] = {
         tank_l=60.0,
         tire_placard_kpa=240.0,
         thermal_mass_kj_per_k=40.0,
-        radiator_ua_kw_per_k=0.45,
+        radiator_ua_kw_per_k=1.1,
     ),
     "suv": VehicleClass(
         name="suv",
@@ -158,7 +161,7 @@ VEHICLE_CLASSES: dict[str, VehicleClass] = {
         tank_l=70.0,
         tire_placard_kpa=250.0,
         thermal_mass_kj_per_k=52.0,
-        radiator_ua_kw_per_k=0.60,
+        radiator_ua_kw_per_k=1.6,
     ),
 }
 
@@ -319,14 +322,25 @@ def fuel_rate_lph(
 
 _THERMOSTAT_OPEN_C = 88.0  # wax element starts to open...
 _THERMOSTAT_FULL_C = 95.0  # ...and is fully open here
-_THERMOSTAT_LEAK = 0.02  # a closed thermostat still bleeds a little flow to the radiator
-_FAN_ON_C = 100.0
+# A closed thermostat still bleeds a little coolant through its jiggle valve: a fixed orifice, so a
+# fixed conductance whatever the radiator's size (and all a stuck-closed thermostat leaves).
+_THERMOSTAT_BLEED_UA_KW_PER_K = 0.009
+# The electric fan ramps up once the thermostat is fully open and the coolant still climbs (idling
+# in traffic after a hard run), and is flat out well before the 110 °C warning.
+_FAN_ON_C = 96.0
+_FAN_FULL_C = 101.0
+_FAN_AIRFLOW = 0.8  # the fan alone pulls this share of highway ram air through the radiator
 _COOLANT_SHARE = 0.4  # of the fuel's waste heat; most of the rest leaves in the exhaust
 _OIL_SHARE = 0.35  # of friction losses, picked up by the oil in bearings and piston skirts
 _TRANS_SHARE = 0.45  # of drivetrain losses, dissipated in the gearbox itself
+# The ATF cooler: a fluid-to-coolant exchanger in the coolant returning from the radiator, big
+# enough to hold the fluid within a few kelvin of the coolant under hard highway load (with the
+# thermostat fully open; with the engine off the fluids share heat only through the metal).
+_ATF_COOLER_UA_KW_PER_K = 0.25
+_COOLANT_FLOW_KW_PER_K = 6.0  # water pump flow x heat capacity: ~1.6 kg/s of 50/50 glycol
 _OIL_KJ_PER_K = 15.0
 _TRANS_KJ_PER_K = 12.0
-_THERMAL_SUBSTEP_S = 1.0  # explicit Euler stays stable well below the thermostat's ~15 s loop
+_THERMAL_SUBSTEP_S = 1.0  # explicit Euler stays stable well below the thermostat's ~2.5 s loop
 
 
 class ThermalState(NamedTuple):
@@ -343,11 +357,14 @@ class ThermalState(NamedTuple):
         return cls(t, t, t)
 
 
-def _radiator_airflow(speed_ms: float, fan: bool) -> float:
+def _radiator_airflow(speed_ms: float, coolant_c: float) -> float:
     """Radiator airflow as a share of highway ram air; the fan takes over when standing."""
     ram_share = speed_ms / 25.0
     ram = 0.3 + 0.7 * (ram_share if ram_share < 1.0 else 1.0)
-    return (ram if ram > 0.8 else 0.8) if fan else ram
+    if coolant_c <= _FAN_ON_C or ram >= _FAN_AIRFLOW:
+        return ram
+    duty = (coolant_c - _FAN_ON_C) / (_FAN_FULL_C - _FAN_ON_C)
+    return ram + (_FAN_AIRFLOW - ram) * (duty if duty < 1.0 else 1.0)
 
 
 def _thermal_rates(
@@ -376,16 +393,20 @@ def _thermal_rates(
         drive_kw = drive_kw if drive_kw > 0.0 else 0.0
         q_trans = _TRANS_SHARE * drive_kw * (1.0 - vc.drivetrain_efficiency) + 0.15 * engine_rpm / 1000.0
         if thermostat_stuck_closed:
-            opening = _THERMOSTAT_LEAK
+            opening = 0.0
         else:
             span = _THERMOSTAT_FULL_C - _THERMOSTAT_OPEN_C
-            opening = _clamp((coolant_c - _THERMOSTAT_OPEN_C) / span, _THERMOSTAT_LEAK, 1.0)
+            opening = _clamp((coolant_c - _THERMOSTAT_OPEN_C) / span, 0.0, 1.0)
         # A leak first loses flow (air in the pump), then the radiator runs dry.
         circulation = 1.0 - 2.0 * leak
         circulation = circulation if circulation > 0.0 else 0.0
-        airflow = _radiator_airflow(v, coolant_c > _FAN_ON_C)
-        ua_radiator = vc.radiator_ua_kw_per_k * opening * circulation * airflow
-        ua_oil_coolant, ua_trans_coolant = 0.12, 0.05
+        airflow = _radiator_airflow(v, coolant_c)
+        ua_open = vc.radiator_ua_kw_per_k * opening + _THERMOSTAT_BLEED_UA_KW_PER_K
+        ua_radiator = ua_open * circulation * airflow
+        # The ATF cooler gets its flow from the radiator: little until the thermostat opens (so
+        # it does not slow the warm-up), none once a leak has emptied the pump.
+        ua_trans_coolant = _ATF_COOLER_UA_KW_PER_K * (0.2 + 0.8 * opening * circulation)
+        ua_oil_coolant = 0.12
     else:
         # Water pump is belt-driven: no flow, so the fluids only share heat through the metal.
         q_coolant = q_oil = q_trans = 0.0
@@ -395,8 +416,12 @@ def _thermal_rates(
     ua_case_air = 0.006 + 0.0008 * v
 
     oil_to_coolant = ua_oil_coolant * (oil_c - coolant_c)
-    trans_to_coolant = ua_trans_coolant * (trans_c - coolant_c)
-    coolant_out = (ua_radiator + ua_block_air) * (coolant_c - ambient_c)
+    radiator_kw = ua_radiator * (coolant_c - ambient_c)
+    # The ATF cooler sits in the coolant returning to the pump (radiator outlet mixed with the
+    # thermostat's bypass): cooler than the engine by what the radiator just took out of it.
+    return_c = coolant_c - radiator_kw / _COOLANT_FLOW_KW_PER_K
+    trans_to_coolant = ua_trans_coolant * (trans_c - return_c)
+    coolant_out = radiator_kw + ua_block_air * (coolant_c - ambient_c)
     coolant_kj_per_k = vc.thermal_mass_kj_per_k * (1.0 - 0.5 * leak)  # about half of it is coolant
     return (
         (q_coolant + oil_to_coolant + trans_to_coolant - coolant_out) / coolant_kj_per_k,

@@ -38,6 +38,11 @@ Frame: TypeAlias = tuple[str, str, dict[str, Any]]  # (vin, subsystem, frame)
 # A fault lasts at least this long past its onset: longer than any rule's on-delay (30 s) plus
 # the time the hot path needs, so every label is detectable.
 MIN_FAULT_HOLD_MS = 120_000
+# No new fault on a car until this long after its last repair: longer than any rule's off-delay
+# (60 s) plus the time a repaired system takes to return to normal (an overheated engine's coolant
+# back under the 105 °C clear level, hot fluids included), so the next fault's label opens an alert
+# episode of its own instead of extending the last one's.
+FAULT_COOLDOWN_MS = 15 * 60_000
 
 
 _CRITICAL_DTCS = frozenset(CRITICAL_DTCS)
@@ -119,6 +124,7 @@ class Car:
         "phase_left_s",
         "profile",
         "pt",
+        "repaired_ts",
         "rng",
         "route",
         "running",
@@ -172,6 +178,7 @@ class Car:
         self.volume = self.rng.randint(5, 40)
         self.mode = {"eco": "ECONOMY", "normal": "NORMAL", "aggressive": "SPORT"}[profile.driver.name]
         self.fault: ActiveFault | None = None
+        self.repaired_ts: int | None = None  # when the last fault ended
         self.labels: list[dict[str, Any]] = []
         self.ts = start_ts
         # The frame templates `frames` fills and copies, with the per-car constants set once.
@@ -384,9 +391,17 @@ class Car:
         return True  # telematics_silent: silent from the first tick
 
     # --- faults ------------------------------------------------------------------------------
-    def can_start_fault(self) -> bool:
-        """Faults start only while driving, one at a time, so each maps to one episode."""
-        return self.fault is None and self.phase == "driving"
+    def can_start_fault(self, ts: int) -> bool:
+        """Whether a fault may start now: while driving, none active, the cool-down over."""
+        # One at a time and well apart, so each label maps to one alert episode; only while
+        # driving, so its signature can show (a car parked when its telematics unit fails never
+        # looks stale: its last frame said the ignition was off).
+        repaired = self.repaired_ts
+        return (
+            self.fault is None
+            and self.phase == "driving"
+            and (repaired is None or ts >= repaired + FAULT_COOLDOWN_MS)
+        )
 
     def start_fault(
         self, kind: FaultKind, ts: int, duration_s: float | None = None, detail: str = ""
@@ -418,6 +433,7 @@ class Car:
         if fault.kind == "dtc_appeared" and fault.detail in self.dtcs:
             self.dtcs.remove(fault.detail)
         self.fault = None
+        self.repaired_ts = ts
 
     @property
     def silent(self) -> bool:

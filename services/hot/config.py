@@ -119,8 +119,9 @@ class OilPressureConfig:
     off_delay_s: float = 10.0
     severity: Severity = "critical"  # the red oil lamp: stop the engine
     # Rules whose active episode explains this one: an engine overheating thins its oil, and the
-    # pressure sags below the minimum at hot idle (at most 9.6 kPa in 320 simulated car-hours).
-    # An oil episode that *opens* while a coolant_temp episode is open and not clearing, no
+    # pressure sags a few kPa below the minimum at hot idle, also for minutes after the coolant is
+    # back under its clear level (the oil cools slower). An oil episode that *opens* while a
+    # coolant_temp episode is open (clearing or not), no
     # deeper than `suppress_within_kpa` under the minimum, is attributed to it and not announced
     # (alarm-flood practice: suppress consequential alarms). A failing pump reads 40 kPa or more
     # under the minimum and is always announced. Empty to announce everything.

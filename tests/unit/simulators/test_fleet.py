@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections import defaultdict
 
 import pytest
 
@@ -17,9 +19,10 @@ from simulators.faults import (
     ScenarioEntry,
     oil_pressure_minimum,
 )
-from simulators.fleet import Fleet, FleetConfig
+from simulators.fleet import DEFAULT_START_TS, Fleet, FleetConfig
 from simulators.physics import VEHICLE_CLASSES
 from simulators.simulation import encode
+from simulators.vehicle import FAULT_COOLDOWN_MS
 
 
 def run_bytes(seed: int, ticks: int = 300, cars: int = 5) -> list[bytes]:
@@ -151,3 +154,104 @@ def test_frames_are_json_with_catalog_key_order():
     fleet = Fleet(FleetConfig(cars=1, seed=1))
     _, _, frame = fleet.step()[0]
     assert list(json.loads(encode(frame)))[:4] == ["vin", "ts", "seq", "schema_version"]
+
+
+# --- one fault at a time, well apart ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def busy_fleet():
+    """8 cars for 3 hours at 30 faults per car-hour: each takes a new fault as soon as it may."""
+    fleet = Fleet(FleetConfig(cars=8, seed=3, fault_rate=30.0))
+    for _ in range(3 * 3600):
+        fleet.step()
+    fleet.finish()
+    return fleet
+
+
+def by_car(labels):
+    cars = defaultdict(list)
+    for label in labels:  # ordered by start_ts
+        cars[label["vin"]].append(label)
+    return cars
+
+
+def test_no_fault_starts_within_the_cool_down_after_a_repair(busy_fleet):
+    gaps = [
+        later["start_ts"] - earlier["end_ts"]
+        for labels in by_car(busy_fleet.labels()).values()
+        for earlier, later in itertools.pairwise(labels)
+    ]
+    assert len(gaps) >= 20
+    assert min(gaps) >= FAULT_COOLDOWN_MS
+    assert min(gaps) < FAULT_COOLDOWN_MS + 5 * 60_000  # not vacuous: the rate presses against it
+
+
+def test_every_label_has_start_onset_end_in_order(busy_fleet, hour_of_faults):
+    labels = busy_fleet.labels() + hour_of_faults[0].labels()
+    assert {label["fault"] for label in labels} == set(FAULT_KINDS)
+    for label in labels:
+        assert label["start_ts"] <= label["end_ts"], label
+        if label["onset_ts"] is not None:
+            assert label["start_ts"] <= label["onset_ts"] <= label["end_ts"], label
+
+
+def late_onset_fleet() -> Fleet:
+    """One car with a fault planned to last 1 s whose signature takes minutes to show."""
+    scenario = [ScenarioEntry(car=0, fault="overheat_thermostat", at_s=1.0, duration_s=1.0)]
+    return Fleet(FleetConfig(cars=1, seed=1, scenario=scenario))
+
+
+def test_finish_ends_a_fault_held_past_its_planned_end_after_its_onset():
+    # The fault is held until MIN_FAULT_HOLD_MS past its onset, long after its planned end; a run
+    # ending inside that hold closes the label at the last tick, not at the planned end.
+    fleet = late_onset_fleet()
+    fault = None
+    for _ in range(3600):
+        fleet.step()
+        fault = fleet.cars[0].fault
+        if fault is not None and fault.onset_ts is not None:
+            break
+    assert fault is not None and fault.onset_ts is not None
+    assert fault.onset_ts > fault.start_ts + 1000  # its planned end
+    fleet.step()
+    fleet.finish()
+    (label,) = fleet.labels()
+    assert label["start_ts"] < label["onset_ts"] < label["end_ts"] == fleet.ts
+
+
+def test_finish_ends_a_fault_without_onset_at_the_last_tick():
+    fleet = late_onset_fleet()
+    while fleet.cars[0].fault is None:
+        fleet.step()
+    fleet.step()
+    fleet.finish()
+    (label,) = fleet.labels()
+    assert label["onset_ts"] is None
+    assert label["start_ts"] < label["end_ts"] == fleet.ts
+
+
+def test_a_scenario_entry_waits_until_its_car_can_take_a_fault():
+    scenario = [
+        ScenarioEntry(car=0, fault="dtc_appeared", at_s=1.0, duration_s=60.0, detail="P0420"),
+        ScenarioEntry(car=0, fault="tire_puncture", at_s=2.0, duration_s=60.0, detail="tire_fl_kpa"),
+        ScenarioEntry(car=5, fault="tire_puncture", at_s=2.0),  # no such car: ignored
+    ]
+    fleet = Fleet(FleetConfig(cars=1, seed=1, scenario=scenario))
+    car = fleet.cars[0]
+    phase_at: dict[int, str] = {}  # the phase a fault decision sees: the car's before the tick
+    for _ in range(3600):
+        phase = car.phase
+        fleet.step()
+        phase_at[fleet.ts] = phase
+    fleet.finish()
+    first, second = fleet.labels()
+    # Both happen, in scenario order: the first once the car (parked at 1 s) drives off...
+    assert (first["fault"], second["fault"]) == ("dtc_appeared", "tire_puncture")
+    assert phase_at[DEFAULT_START_TS + 1000] == "parked"
+    assert first["start_ts"] > DEFAULT_START_TS + 1000
+    assert phase_at[first["start_ts"]] == "driving"
+    # ...the second only after the first's repair and the cool-down, also while driving.
+    assert second["start_ts"] >= first["end_ts"] + FAULT_COOLDOWN_MS
+    assert phase_at[second["start_ts"]] == "driving"
+    assert second["onset_ts"] is not None

@@ -167,6 +167,45 @@ def test_every_class_regulates_on_the_highway(name):
     assert 88 <= end.coolant_c <= 97
 
 
+@pytest.mark.parametrize("name", sorted(VEHICLE_CLASSES))
+def test_every_radiator_carries_half_the_rated_power_on_a_hot_day(name):
+    # The sizing rule: an hour at half the rated power (4000 rpm, highway airflow, 40 °C) and
+    # the thermostat, fully open at 95 °C, is still regulating.
+    vc = VEHICLE_CLASSES[name]
+    state = ThermalState.soaked(40.0)
+    for _ in range(60 * 60):
+        state = step_thermal(vc, state, 1.0, 0.5 * vc.max_power_kw, 4000.0, True, 40.0, 130 / 3.6)
+    assert 88 <= state.coolant_c < 95
+    assert state.trans_c < 100
+
+
+@pytest.mark.parametrize("name", sorted(VEHICLE_CLASSES))
+def test_every_class_holds_a_long_climb_on_a_hot_day(name):
+    # 130 km/h up a 4 % grade at 40 °C, revving to 3200 rpm: ~45 % of rated power for half an
+    # hour, more than any load the drivers sustain. The radiator has capacity to spare (the
+    # thermostat, fully open at 95 °C, is still regulating) and the ATF cooler keeps up.
+    vc = VEHICLE_CLASSES[name]
+    pt = powertrain(vc, 130 / 3.6, 0.0, 0.04, shift_rpm=3200.0)
+    assert pt.engine_power_kw > 0.35 * vc.max_power_kw
+    state = ThermalState.soaked(40.0)
+    for _ in range(30 * 60):
+        state = step_thermal(vc, state, 1.0, pt.engine_power_kw, pt.engine_rpm, True, 40.0, 130 / 3.6)
+    assert 88 <= state.coolant_c < 95
+    assert state.trans_c < 100
+
+
+@pytest.mark.parametrize("name", sorted(VEHICLE_CLASSES))
+def test_the_fan_cools_a_hot_engine_idling_on_a_hot_day(name):
+    # Stuck in traffic after a hard run: no ram air, the fan pulls the coolant back down.
+    vc = VEHICLE_CLASSES[name]
+    pt = powertrain(vc, 0.0, 0.0)
+    trace = [ThermalState(100.0, 115.0, 95.0)]
+    for _ in range(20 * 60):
+        trace.append(step_thermal(vc, trace[-1], 1.0, pt.engine_power_kw, pt.engine_rpm, True, 40.0, 0.0))
+    assert max(s.coolant_c for s in trace) <= 100.0
+    assert trace[-1].coolant_c < 95
+
+
 def test_stuck_thermostat_overheats_within_fifteen_minutes():
     trace = drive(MIDSIZE, ThermalState.soaked(20.0), 15, 60, thermostat_stuck_closed=True)
     assert trace[-1].coolant_c > 116

@@ -222,24 +222,28 @@ def test_transmission_heat_is_quiet_while_the_coolant_episode_is_open(engine):
     assert state["rules"]["trans_temp"]["episode"]["quiet"] is True
 
 
-def test_a_clearing_coolant_episode_explains_nothing_new(engine):
-    # Repaired: the coolant is back under 105 °C and its episode is in its off-delay. A sag of
-    # oil pressure that starts now is not the overheat's doing any more.
-    state = None
-    alerts: list[Alert] = []
-    for s in range(0, 100):
-        state, out = engine.on_frame(VIN, "engine", frame(s, s + 1, coolant_temp_c=118.0), state, at(s))
-        alerts += out
-    for s in range(100, 130):
-        signals = {
-            "coolant_temp_c": 98.0,
-            "engine_running": True,
-            "engine_rpm": 800.0,
-            "oil_pressure_kpa": 65.0,
-        }
-        state, out = engine.on_frame(VIN, "engine", frame(s, s + 1, **signals), state, at(s))
-        alerts += out
-    assert [(a.rule, a.status) for a in alerts] == [("coolant_temp", "raised"), ("oil_pressure", "raised")]
+def test_a_clearing_coolant_episode_still_explains_a_shallow_oil_sag_but_not_a_pump_failure(engine):
+    # Repaired: the coolant is back under 105 °C and its episode is in its off-delay, but the oil is
+    # still hot and sags a few kPa under its minimum at idle: the overheat's doing, not announced.
+    # A pump failure (far under the minimum) is announced all the same.
+    def run(oil_kpa: float) -> list[tuple[str, str]]:
+        state, alerts = None, []
+        for s in range(0, 100):
+            state, out = engine.on_frame(VIN, "engine", frame(s, s + 1, coolant_temp_c=118.0), state, at(s))
+            alerts += out
+        for s in range(100, 130):
+            signals = {
+                "coolant_temp_c": 98.0,
+                "engine_running": True,
+                "engine_rpm": 800.0,
+                "oil_pressure_kpa": oil_kpa,
+            }
+            state, out = engine.on_frame(VIN, "engine", frame(s, s + 1, **signals), state, at(s))
+            alerts += out
+        return [(a.rule, a.status) for a in alerts]
+
+    assert run(65.0) == [("coolant_temp", "raised")]
+    assert run(20.0) == [("coolant_temp", "raised"), ("oil_pressure", "raised")]
 
 
 def test_staleness_raises_on_the_timer_and_clears_on_the_next_frame(engine):
