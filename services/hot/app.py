@@ -121,6 +121,9 @@ def build_app(settings: HotSettings, kafka: KafkaSettings) -> faust.App:
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve_metrics() -> None:
+        # Faust stops delivering records while more than 100 sends wait in its producer buffer;
+        # one batch writes up to a state per car, so let a whole batch's writes wait there.
+        app.producer.buffer.max_messages = max(100, 2 * settings.batch_max)
         await server.start()
 
     app.hot_metrics = metrics  # type: ignore[attr-defined]  # for tests and `fleet status`
