@@ -25,7 +25,7 @@ from schemas.catalog import SUBSYSTEMS
 from services.common.kafka import faust_broker_settings
 from services.common.metrics import MetricsServer, metric_lines
 from services.common.settings import KafkaSettings
-from services.hot.config import load_rules
+from services.hot.config import DEFAULT_RULES_PATH, load_rules
 from services.hot.engine import RuleEngine
 from services.hot.evaluator import Evaluator, Record
 from services.hot.settings import HotSettings
@@ -65,7 +65,9 @@ class HotMetrics:
 
 def build_app(settings: HotSettings, kafka: KafkaSettings) -> faust.App:
     """The Faust app with its agent, Table and timer (not started)."""
-    engine = RuleEngine(load_rules(settings.rules if settings.rules.exists() else None))
+    # The shipped rules file is optional (the defaults live in code); a file the user names is not.
+    missing_default = settings.rules == DEFAULT_RULES_PATH and not settings.rules.exists()
+    engine = RuleEngine(load_rules(None if missing_default else settings.rules))
     app = faust.App(
         settings.app_id,
         **faust_broker_settings(kafka),
@@ -120,7 +122,7 @@ def build_app(settings: HotSettings, kafka: KafkaSettings) -> faust.App:
     server = MetricsServer(metrics.render, settings.metrics_host, settings.metrics_port)
 
     @app.task  # type: ignore[untyped-decorator]
-    async def serve_metrics() -> None:
+    async def on_started() -> None:
         # Faust stops delivering records while more than 100 sends wait in its producer buffer;
         # one batch writes up to a state per car, so let a whole batch's writes wait there.
         app.producer.buffer.max_messages = max(100, 2 * settings.batch_max)

@@ -81,3 +81,12 @@ def test_bridge_bad_settings_are_one_line_before_any_connection():
         result = run_fleet(args, env={"PATH": "/usr/bin:/bin", **env})
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip().count("\n") == 0 and message in result.stderr
+
+
+def test_hot_with_a_missing_rules_file_is_one_line():
+    result = run_fleet(["hot"], env={"PATH": "/usr/bin:/bin", "FLEET_HOT_RULES": "/no/such/rules.yaml"})
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == "fleet: error: cannot read rules file /no/such/rules.yaml: No such file or directory"
+    )
