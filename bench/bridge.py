@@ -41,7 +41,7 @@ from bench.results import result, write_results
 from schemas.catalog import SUBSYSTEMS
 from services.common.kafka import make_admin, start_producer
 from services.common.metrics import parse_text, scrape
-from services.common.mqtt import connect, make_client
+from services.common.mqtt import connect, forget_session, make_client
 from services.common.partitioning import partition_for
 from services.common.probes import free_ports
 from services.common.settings import KafkaSettings, MqttSettings, child_environ
@@ -103,18 +103,6 @@ def open_session(mqtt: MqttSettings, client_id: str) -> None:
     client.loop_stop()
 
 
-def forget_session(mqtt: MqttSettings, client_id: str) -> None:
-    """A clean-session connect under the same id removes the session and its backlog."""
-    connected = threading.Event()
-    client = make_client(mqtt, client_id, v5=False)
-    client.on_connect = lambda *_: connected.set()
-    connect(client, mqtt)
-    client.loop_start()
-    connected.wait(10)
-    client.disconnect()
-    client.loop_stop()
-
-
 def preload(mqtt: MqttSettings, backlog: list[Message]) -> float:
     """Publish the backlog at QoS1 until every PUBACK is in; returns the publish rate."""
     sink = MqttSink(mqtt, qos=1, connections=2, client_prefix=f"bench-bridge-pub-{os.getpid()}")
@@ -166,11 +154,11 @@ def start_system(argv: list[str], env: dict[str, str], log: Path) -> subprocess.
         return subprocess.Popen(argv, env=child_environ(env), stdout=out, stderr=subprocess.STDOUT)
 
 
-def stop_system(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 15 s."""
+def stop_system(proc: subprocess.Popen[bytes], grace_s: float = 15) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`."""
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(15)
+        proc.wait(grace_s)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.bridge import stop_system
 from bench.hot_peer import preload, run_peer
 from bench.results import result, write_results
 from schemas.catalog import SUBSYSTEMS
@@ -73,16 +73,6 @@ def start_hot(env: dict[str, str], out: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen([FLEET_BIN, "hot"], env=child_environ(env), stdout=out, stderr=subprocess.STDOUT)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 20 s."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 async def ours_rate(stack: Stack, tmp: Path, prefix: str, count: int) -> dict[str, float]:
     """`fleet hot` over `count` preloaded frames: frames/s from its first to its last."""
     port = free_ports(1)[0]
@@ -105,7 +95,7 @@ async def ours_rate(stack: Stack, tmp: Path, prefix: str, count: int) -> dict[st
             await asyncio.sleep(0.1)
         raise RuntimeError(f"fleet hot did not finish {count} frames in 600 s: see {tmp / 'ours.log'}")
     finally:
-        stop(proc)
+        stop_system(proc, grace_s=20)
 
 
 async def latency(stack: Stack, tmp: Path, rate: int, seconds: float) -> dict[str, float]:
@@ -174,7 +164,7 @@ async def latency(stack: Stack, tmp: Path, rate: int, seconds: float) -> dict[st
     finally:
         await producer.stop()
         await consumer.stop()
-        stop(proc)
+        stop_system(proc, grace_s=20)
     lags.sort()
     if not lags:
         raise RuntimeError(f"no dtc_new alert seen: see {tmp / 'latency.log'}")

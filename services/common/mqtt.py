@@ -7,6 +7,7 @@ Every MQTT client of the project (bridge, simulator, tests) is built here from
 from __future__ import annotations
 
 import ssl
+import threading
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -80,3 +81,15 @@ def connect(client: mqtt.Client, settings: MqttSettings, *, persistent: bool = F
         )
     else:
         client.connect(settings.host, settings.port, keepalive=settings.keepalive)
+
+
+def forget_session(settings: MqttSettings, client_id: str, within_s: float = 10.0) -> None:
+    """Remove a persistent session and its queue: a clean-session connect under its id replaces it."""
+    connected = threading.Event()
+    client = make_client(settings, client_id, v5=False)
+    client.on_connect = lambda *_: connected.set()
+    connect(client, settings)
+    client.loop_start()
+    connected.wait(within_s)
+    client.disconnect()
+    client.loop_stop()

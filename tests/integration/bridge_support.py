@@ -16,7 +16,6 @@ from aiokafka.admin import NewTopic
 
 from schemas.catalog import SUBSYSTEMS
 from services.common.metrics import parse_text, scrape
-from services.common.mqtt import connect, make_client
 from services.common.probes import free_ports
 from services.common.settings import KafkaSettings, MqttSettings
 from simulators.fleet import vin_for
@@ -112,18 +111,6 @@ class BridgeProcess:
             p.read_text(errors="replace") for p in sorted(self.log_dir.glob(f"{self.client_id}-*.log"))
         )
         return "\n".join(text.splitlines()[-lines:])
-
-
-def forget_session(mqtt: MqttSettings, client_id: str) -> None:
-    """Remove a persistent session from the broker (a clean-session connect replaces it)."""
-    client = make_client(mqtt, client_id, v5=False)
-    connect(client, mqtt)
-    client.loop_start()
-    deadline = time.monotonic() + 5
-    while not client.is_connected() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    client.disconnect()
-    client.loop_stop()
 
 
 async def read_all(kafka: KafkaSettings, topics: list[str], enough, within_s: float = 60) -> list:  # type: ignore[no-untyped-def]

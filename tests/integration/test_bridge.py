@@ -13,7 +13,7 @@ from collections import Counter
 import paho.mqtt.client as paho
 import pytest
 
-from services.common.mqtt import connect, make_client
+from services.common.mqtt import connect, forget_session, make_client
 from simulators.badframes import CORPUS, make_bad
 from simulators.fleet import Fleet, FleetConfig
 from simulators.simulation import encode
@@ -22,7 +22,6 @@ from tests.integration.bridge_support import (
     BridgeTopics,
     audit,
     expected_keys,
-    forget_session,
     read_all,
     simulate_args,
 )

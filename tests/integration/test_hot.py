@@ -18,9 +18,10 @@ import pytest
 from aiokafka.admin import NewTopic
 
 from services.common.metrics import parse_text, scrape
+from services.common.mqtt import forget_session
 from services.hot.config import load_rules
 from tests.helpers import FLEET_BIN
-from tests.integration.bridge_support import BridgeProcess, BridgeTopics, forget_session, read_all
+from tests.integration.bridge_support import BridgeProcess, BridgeTopics, read_all
 
 # One fault per car on cars 0..8, two minutes in; cars 9..11 stay healthy.
 SCENARIO = """
