@@ -215,3 +215,10 @@ class LogSettings(Settings):
         "log level",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class LakeSettings(Settings):
+    """Where the Parquet lake lives: written by `fleet cold`, read by `fleet query` and `fleet lake`."""
+
+    dir: Path = env("FLEET_LAKE_DIR", Path(".fleet/lake"), "root of the Parquet lake")
