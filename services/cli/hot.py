@@ -40,4 +40,7 @@ def cmd_hot(args: argparse.Namespace) -> NoReturn:
     app = build_app(settings, kafka)
     settings.datadir.mkdir(parents=True, exist_ok=True)
     worker = faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False)
+    # At WARNING and above Faust's terminal spinner turns the root logger to DEBUG, and every
+    # debug call in Faust's send path then builds a record (measured: 5% of the worker's time).
+    worker.spinner = None
     worker.execute_from_commandline()  # runs until a signal, then exits the process

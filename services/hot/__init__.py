@@ -5,6 +5,6 @@ config.py    rule settings: defaults in code, infra/rules.yaml overrides (RulesC
 rules.py     the rules as pure functions of (state, frame) -> (state, events), one per kind
 engine.py    RuleEngine: every rule for one car, one JSON-able state per VIN, on_frame / on_timer
 
-The Faust wiring (app, agents, the per-VIN Table, the staleness timer) lives beside these and
+The Faust wiring (app, batch consumer, the per-VIN Table, the staleness timer) lives beside these and
 stays thin: it decodes a record, calls `RuleEngine.on_frame`, sends the alerts, stores the state.
 """

@@ -1,12 +1,13 @@
-"""The Faust wiring of the hot path: one agent over the five telemetry topics, one Table, one timer.
+"""The Faust wiring of the hot path: the five telemetry topics, one Table, one timer.
 
     app = build_app(HotSettings.from_env(), KafkaSettings.from_env())
     faust.Worker(app, loglevel="INFO").execute_from_commandline()      # what `fleet hot` does
 
-The agent takes batches of events, hands them to the Evaluator (services/hot/evaluator.py: the
-logic, testable without Faust), sends the alerts and writes each touched car's state to a
-changelog-backed Table (key VIN). The five topics are co-partitioned by VIN, so a car's frames
-of every subsystem and its state live in one partition on one worker; workers split partitions.
+The consumer (services/hot/consumer.py) hands each fetch of records to `evaluate`, which passes
+them to the Evaluator (services/hot/evaluator.py: the logic, testable without Faust), sends the
+alerts and writes each touched car's state to a changelog-backed Table (key VIN). The five
+topics are co-partitioned by VIN, so a car's frames of every subsystem and its state live in one
+partition on one worker; workers split partitions.
 
 At-least-once, idempotent output: Faust commits a source offset only after flushing the
 producer (alerts and changelog), so a crash replays frames; the engine skips frames at or before
@@ -26,6 +27,7 @@ from services.common.kafka import faust_broker_settings
 from services.common.metrics import MetricsServer, metric_lines
 from services.common.settings import KafkaSettings
 from services.hot.config import DEFAULT_RULES_PATH, load_rules
+from services.hot.consumer import HotApp
 from services.hot.engine import RuleEngine
 from services.hot.evaluator import Evaluator, Record
 from services.hot.settings import HotSettings
@@ -64,11 +66,11 @@ class HotMetrics:
 
 
 def build_app(settings: HotSettings, kafka: KafkaSettings) -> faust.App:
-    """The Faust app with its agent, Table and timer (not started)."""
+    """The Faust app with its batch handler, Table and timer (not started)."""
     # The shipped rules file is optional (the defaults live in code); a file the user names is not.
     missing_default = settings.rules == DEFAULT_RULES_PATH and not settings.rules.exists()
     engine = RuleEngine(load_rules(None if missing_default else settings.rules))
-    app = faust.App(
+    app = HotApp(
         settings.app_id,
         **faust_broker_settings(kafka),
         # memory, not rocksdict: measured on Tansu, a rocksdict store asserts on our batched writes
@@ -84,9 +86,12 @@ def build_app(settings: HotSettings, kafka: KafkaSettings) -> faust.App:
         producer_linger=0.005,  # changelog records of a batch leave together, not one request each
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_max_poll_records=settings.batch_max,  # the largest batch `evaluate` gets
     )
     topic_of = {settings.topic_prefix + s: s for s in SUBSYSTEMS}
-    telemetry = app.topic(*topic_of, key_serializer="raw", value_serializer="raw")
+    # Subscribed, not streamed: the consumer hands their records to `evaluate` a fetch at a time.
+    app.topics.add(app.topic(*topic_of, key_serializer="raw", value_serializer="raw"))
+    app.batch_topics = frozenset(topic_of)
     alerts = app.topic(settings.alerts_topic, key_serializer="raw", value_serializer="raw")
     states = app.Table(
         "rule-state",
@@ -97,22 +102,20 @@ def build_app(settings: HotSettings, kafka: KafkaSettings) -> faust.App:
     evaluator = Evaluator(engine, topic_of, states.get)
     metrics = HotMetrics(evaluator)
 
-    @app.agent(telemetry)
-    async def evaluate(stream: faust.StreamT[bytes]) -> None:
-        batches = stream.take_events(settings.batch_max, within=settings.batch_within_s)  # type: ignore[attr-defined]
-        async for events in batches:
-            records = [
-                Record(e.message.topic, e.message.partition, e.message.key, e.value, e.message.headers)
-                for e in events
-            ]
-            out = evaluator.on_batch(records, now_ms())
-            for vin, alert in out.alerts:  # sent before the state that remembers them (see engine.py)
-                await alerts.send(key=vin.encode(), value=alert.to_json())
-            for vin, (partition, state) in out.writes.items():
-                # What `states[vin] = state` does, with the car's own partition: inside a batch the
-                # "current event" Faust would take the changelog partition from is another car's.
-                states.data[vin] = state
-                states.send_changelog(partition, vin, state)
+    async def evaluate(records: list[Record]) -> None:
+        out = evaluator.on_batch(records, now_ms())
+        for vin, alert in out.alerts:  # sent before the state that remembers them (see engine.py)
+            await alerts.send(key=vin.encode(), value=alert.to_json())
+        for vin, (partition, state) in out.writes.items():
+            # What `states[vin] = state` does, with the car's own partition (Faust would take it
+            # from a "current event", which a batch does not have).
+            states.data[vin] = state
+            states.send_changelog(partition, vin, state)
+        buffer = app.producer.buffer
+        if buffer.size > settings.batch_max:  # the producer is behind: let it catch up before more
+            await buffer.flush()
+
+    app.on_records = evaluate
 
     @app.timer(interval=settings.timer_s)  # type: ignore[untyped-decorator]
     async def staleness() -> None:
@@ -123,9 +126,6 @@ def build_app(settings: HotSettings, kafka: KafkaSettings) -> faust.App:
 
     @app.task  # type: ignore[untyped-decorator]
     async def on_started() -> None:
-        # Faust stops delivering records while more than 100 sends wait in its producer buffer;
-        # one batch writes up to a state per car, so let a whole batch's writes wait there.
-        app.producer.buffer.max_messages = max(100, 2 * settings.batch_max)
         await server.start()
 
     app.hot_metrics = metrics  # type: ignore[attr-defined]  # for tests and `fleet status`

@@ -209,6 +209,8 @@ def debounce(
     A `suppressed` condition that raises opens a *quiet* episode: tracked like any other, but
     announced by no event, from raise to clear (its cause's alert speaks for it).
     """
+    if not state and reading.level < 1:
+        return {}, []  # idle and nothing to start: the common case, and what the rest would return
     s = state or {}
     timing = subject.timing
     level = reading.level
@@ -577,31 +579,39 @@ class TireRules:
                     new_episodes[tire] = tire_state  # no reading: nothing changes for this tire
                 continue
             # Puncture first: an open puncture quiets the low-pressure alert of the same tire.
+            # (An idle condition meeting nothing stays idle: no Reading to build, see `debounce`.)
             rate = self.rate(window, i, ts, kpa)
             limit = self.puncture.kpa_per_min
             fast = rate is not None and rate > limit
-            recovered = kpa >= self.puncture.recovered_fraction * baseline
-            reading = Reading(1 if fast else 0, recovered and not fast, rate or 0.0, limit, limit, "above")
-            puncture, ev = debounce(
-                tire_state.get("puncture"), ts, reading, self.puncture_subject, signal=tire
-            )
-            events += ev
+            puncture: State = {}
+            if fast or tire_state.get("puncture"):
+                recovered = kpa >= self.puncture.recovered_fraction * baseline
+                reading = Reading(
+                    1 if fast else 0, recovered and not fast, rate or 0.0, limit, limit, "above"
+                )
+                puncture, ev = debounce(
+                    tire_state.get("puncture"), ts, reading, self.puncture_subject, signal=tire
+                )
+                events += ev
             low_level = self.low.low_fraction * baseline
-            clear_level = self.low.clear_fraction * baseline
             new_bits[i] = ((bits[i] << 1) | (kpa <= low_level)) & self._mask
-            reading = Reading(
-                1 if new_bits[i].bit_count() >= self.low.n else 0,
-                kpa > clear_level,
-                kpa,
-                round(low_level, 1),
-                round(clear_level, 1),
-                "at or below",
-            )
-            quiet = "episode" in puncture
-            low, ev = debounce(
-                tire_state.get("low"), ts, reading, self.low_subject, signal=tire, suppressed=quiet
-            )
-            events += ev
+            met = new_bits[i].bit_count() >= self.low.n
+            low: State = {}
+            if met or tire_state.get("low"):
+                clear_level = self.low.clear_fraction * baseline
+                reading = Reading(
+                    1 if met else 0,
+                    kpa > clear_level,
+                    kpa,
+                    round(low_level, 1),
+                    round(clear_level, 1),
+                    "at or below",
+                )
+                quiet = "episode" in puncture
+                low, ev = debounce(
+                    tire_state.get("low"), ts, reading, self.low_subject, signal=tire, suppressed=quiet
+                )
+                events += ev
             entry = {k: v for k, v in (("low", low), ("puncture", puncture)) if v}
             if entry:
                 new_episodes[tire] = entry
