@@ -30,7 +30,7 @@ from rich.text import Text
 
 from services.common import probes
 from services.common.errors import BrokerUnavailable, TopicError
-from services.common.kafka import make_admin, make_consumer
+from services.common.kafka import LIVE_FETCH_WAIT_MS, make_admin, make_consumer
 from services.common.lifecycle import run_until_signalled
 from services.common.logging import configure_logging
 from services.common.settings import KafkaSettings, LogSettings
@@ -150,7 +150,9 @@ class AlertWatcher:
         """Find the topic's partitions, assign them all, seek to the beginning or the end."""
         await probes.kafka_ready(self.kafka)  # one line within seconds when nothing answers
         count = await self._partition_count()
-        consumer = make_consumer(self.kafka, group_id=None, role="alerts")
+        consumer = make_consumer(
+            self.kafka, group_id=None, role="alerts", fetch_max_wait_ms=LIVE_FETCH_WAIT_MS
+        )
         self._consumer = consumer
         try:
             await consumer.start()
