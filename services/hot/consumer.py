@@ -32,15 +32,33 @@ from typing import Any, cast
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from services.common.kafka import LIVE_FETCH_WAIT_MS
 from services.hot.evaluator import Record
 
 RecordsHandler = Callable[[list[Record]], Awaitable[None]]
+
+
+class LiveFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread with a short fetch wait instead of its fixed 1,500 ms.
+
+    Tansu answers a waiting fetch only when the wait ends (pinned in test_conformance_kafka.py):
+    measured at 5,000 frames/s, fetches sent in a lull slept ~830 ms and alerts came p50 555 ms,
+    p99 1.4 s late. aiokafka reads the setting from this attribute when the consumer starts.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = LIVE_FETCH_WAIT_MS
+        return consumer
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer delivering the app's batch topics a fetch at a time."""
 
     _batch_done: asyncio.Event | None = None
+
+    def _new_consumer_thread(self) -> LiveFetchConsumerThread:
+        return LiveFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         app = cast(HotApp, self.app)
