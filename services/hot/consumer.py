@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from time import monotonic
 from typing import Any, cast
 
 import faust
@@ -104,6 +105,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     await self.wait_first(per_message(message), self.suspend_flow.wait())
                     read_offset[tp] = record.offset
                 if batch:
+                    inbound = monotonic()  # what Faust's stream sensor records, for its stall checks
+                    for tp in offsets:
+                        self.app.monitor.stream_inbound_time[tp] = inbound
                     await self._evaluate(app, batch, offsets, generation)
         except self.consumer_stopped_errors:
             if not self.transport.app.should_stop:
