@@ -80,6 +80,7 @@ def build_app(settings: HotSettings, kafka: KafkaSettings) -> faust.App:
         datadir=str(settings.datadir),
         web_enabled=False,
         topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
         topic_disable_leader=True,
         broker_commit_interval=settings.commit_interval_s,

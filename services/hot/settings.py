@@ -27,6 +27,11 @@ class HotSettings(Settings):
         6,
         "partitions of the source topics (the state table's changelog gets as many)",
     )
+    replication_factor: int = env(
+        "FLEET_HOT_REPLICATION_FACTOR",
+        1,
+        "replication of the topics Faust creates (the Table's changelog): 3 on a 3-broker cluster",
+    )
     datadir: Path = env("FLEET_HOT_DATADIR", Path(".fleet/hot"), "Faust data directory (one per worker)")
     commit_interval_s: float = env("FLEET_HOT_COMMIT_INTERVAL_S", 1.0, "offset commit interval (s)")
     batch_max: int = env(
@@ -43,6 +48,10 @@ class HotSettings(Settings):
         checks = [
             (bool(self.app_id.strip()), "FLEET_HOT_APP_ID is empty"),
             (1 <= self.partitions <= 10_000, f"FLEET_HOT_PARTITIONS={self.partitions}: expected 1..10000"),
+            (
+                1 <= self.replication_factor <= 100,
+                f"FLEET_HOT_REPLICATION_FACTOR={self.replication_factor}: expected 1..100",
+            ),
             (
                 0 < self.commit_interval_s <= 60,
                 f"FLEET_HOT_COMMIT_INTERVAL_S={self.commit_interval_s}: expected 0..60",
