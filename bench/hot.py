@@ -33,7 +33,7 @@ from bench.bridge import stop_system
 from bench.hot_peer import preload, run_peer
 from bench.results import result, write_results
 from schemas.catalog import SUBSYSTEMS
-from services.common.kafka import start_producer
+from services.common.kafka import LIVE_FETCH_WAIT_MS, start_producer
 from services.common.metrics import parse_text, scrape
 from services.common.probes import free_ports
 from services.common.settings import child_environ
@@ -106,8 +106,11 @@ async def latency(stack: Stack, tmp: Path, rate: int, seconds: float) -> dict[st
     env = hot_env(stack, tmp, "bench-hot-latency", prefix, port)
     with (tmp / "latency.log").open("wb") as out:
         proc = start_hot(env, out)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=stack.kafka.bootstrap, enable_auto_commit=False, group_id=None
+    consumer = AIOKafkaConsumer(  # polls the way `fleet alerts` does
+        bootstrap_servers=stack.kafka.bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_wait_ms=LIVE_FETCH_WAIT_MS,
     )
     producer = await start_producer(stack.kafka, role="bench-hot-latency", linger_ms=5)
     lags: list[float] = []
@@ -197,6 +200,8 @@ async def run(tmp: Path, count: int, rate: int, seconds: float) -> list[dict[str
         "state": "ours: Faust Table, memory store, changelog; peer: QuixStreams state store, changelog",
         "peer_rules": "coolant threshold with on/off delay, tire N-of-M, tire rate-of-change",
         "ours_rules": "all (services/hot/rules.py)",
+        "ours_batch": "Faust consumer, one handler call per fetch (FLEET_HOT_BATCH_MAX 5000)",
+        "alerts_consumer_fetch_wait_ms": LIVE_FETCH_WAIT_MS,
         "goal": ">= 1.0x QuixStreams and >= 20,000 ev/s",
     }
     return [
