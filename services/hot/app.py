@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import faust
 
@@ -30,6 +31,7 @@ from services.hot.config import DEFAULT_RULES_PATH, load_rules
 from services.hot.consumer import HotApp
 from services.hot.engine import RuleEngine
 from services.hot.evaluator import Evaluator, Record
+from services.hot.rules import State
 from services.hot.settings import HotSettings
 
 log = logging.getLogger(__name__)
@@ -40,11 +42,40 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class HotMetrics:
-    """Counters of one worker (kept by its Evaluator), rendered as Prometheus text."""
+class StateWriter:
+    """Each car's newest state: in the Table at once, in its changelog once per commit.
 
-    def __init__(self, evaluator: Evaluator):
+    Faust commits a source offset only after flushing the producer, and the consumer calls
+    `flush` first (services/hot/consumer.py), so every state a committed frame produced is in
+    the changelog before the commit, while a car's many changes between two commits (about one
+    per fetch at low latency) cost one changelog record instead of one each. A crash loses both
+    the unsent states and the uncommitted offsets: the frames replay onto the restored state.
+    """
+
+    def __init__(self, table: Any):
+        self.table = table
+        self.dirty: dict[str, int] = {}  # vin -> its partition (the changelog partition)
+        self.sent = 0
+
+    def put(self, vin: str, partition: int, state: State) -> None:
+        """What `table[vin] = state` does, minus the changelog record (see `flush`)."""
+        self.table.data[vin] = state
+        self.dirty[vin] = partition
+
+    def flush(self) -> None:
+        """Queue one changelog record per car changed since the last flush, in its own partition."""
+        for vin, partition in self.dirty.items():
+            self.table.send_changelog(partition, vin, self.table.data[vin])
+        self.sent += len(self.dirty)
+        self.dirty.clear()
+
+
+class HotMetrics:
+    """Counters of one worker (kept by its Evaluator and StateWriter), rendered as Prometheus text."""
+
+    def __init__(self, evaluator: Evaluator, writer: StateWriter):
         self.evaluator = evaluator
+        self.writer = writer
 
     def render(self) -> str:
         """Prometheus text exposition."""
@@ -60,7 +91,13 @@ class HotMetrics:
             [({"status": s}, n) for s, n in sorted(e.sent.items())],
         )
         lines += metric_lines(
-            "fleet_hot_state_writes_total", "counter", "Table writes (changelog records)", [({}, e.writes)]
+            "fleet_hot_state_writes_total", "counter", "car states changed (Table writes)", [({}, e.writes)]
+        )
+        lines += metric_lines(
+            "fleet_hot_changelog_records_total",
+            "counter",
+            "state records sent to the changelog (one per changed car per commit)",
+            [({}, self.writer.sent)],
         )
         return "\n".join(lines) + "\n"
 
@@ -101,22 +138,18 @@ def build_app(settings: HotSettings, kafka: KafkaSettings) -> faust.App:
         schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
     )
     evaluator = Evaluator(engine, topic_of, states.get)
-    metrics = HotMetrics(evaluator)
+    writer = StateWriter(states)
+    metrics = HotMetrics(evaluator, writer)
 
     async def evaluate(records: list[Record]) -> None:
         out = evaluator.on_batch(records, now_ms())
         for vin, alert in out.alerts:  # sent before the state that remembers them (see engine.py)
             await alerts.send(key=vin.encode(), value=alert.to_json())
         for vin, (partition, state) in out.writes.items():
-            # What `states[vin] = state` does, with the car's own partition (Faust would take it
-            # from a "current event", which a batch does not have).
-            states.data[vin] = state
-            states.send_changelog(partition, vin, state)
-        buffer = app.producer.buffer
-        if buffer.size > settings.batch_max:  # the producer is behind: let it catch up before more
-            await buffer.flush()
+            writer.put(vin, partition, state)
 
     app.on_records = evaluate
+    app.before_commit = writer.flush
 
     @app.timer(interval=settings.timer_s)  # type: ignore[untyped-decorator]
     async def staleness() -> None:

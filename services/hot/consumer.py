@@ -12,9 +12,10 @@ its changelog and recovery, offset bookkeeping and commits, the producer, timers
 
 What is overridden is `Consumer._drain_messages`, the loop that turns fetched records into
 callbacks. Records of `batch_topics` are collected per fetch into `Record`s and passed to
-`on_records` in one call; once it returns (its sends are in Faust's producer), their offsets are
-acked the way `Consumer.ack` does, so Faust commits them after flushing the producer: at-least-
-once, as with an agent. Records of other topics (the Table's changelog during recovery) take
+`on_records` in one call; once it returns (its alerts are in Faust's producer), their offsets
+are acked the way `Consumer.ack` does. Before each commit the app's `before_commit` queues the
+state those frames produced, and Faust commits only after flushing its producer: at-least-once,
+as with an agent. Records of other topics (the Table's changelog during recovery) take
 Faust's own per-message path unchanged. While a batch is being evaluated `wait_empty` (called
 when partitions are revoked, before the last commit) waits for it, so a revoked partition's
 frames are either committed after their state was written or replayed by the next owner.
@@ -141,6 +142,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._acked[tp].extend(new)
             self._n_acked += len(new)
 
+    async def commit(self, *args: Any, **kwargs: Any) -> bool:
+        """Faust's commit, after the app queued the state its acked frames produced (`before_commit`)."""
+        cast(HotApp, self.app).before_commit()
+        return bool(await super().commit(*args, **kwargs))
+
     async def wait_empty(self) -> None:
         """Partitions are being revoked: let the batch in evaluation finish, then Faust's own wait."""
         if self._batch_done is not None:
@@ -158,11 +164,20 @@ async def _no_handler(records: list[Record]) -> None:
     raise RuntimeError("HotApp.on_records is not set")
 
 
+def _nothing() -> None:
+    pass
+
+
 class HotApp(faust.App):
-    """A Faust app whose consumer hands `batch_topics` to `on_records` a fetch at a time."""
+    """A Faust app whose consumer hands `batch_topics` to `on_records` a fetch at a time.
+
+    `before_commit` runs (synchronously, so no batch slips in between) before every offset
+    commit, ahead of Faust's producer flush: the app queues there what a commit must cover.
+    """
 
     batch_topics: frozenset[str] = frozenset()
     on_records: RecordsHandler = staticmethod(_no_handler)
+    before_commit: Callable[[], None] = staticmethod(_nothing)
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
