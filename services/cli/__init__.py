@@ -26,13 +26,13 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full `fleet` parser."""
-    from services.cli import alerts, bench, bridge, hot, secure, simulate, stack, topics
+    from services.cli import alerts, bench, bridge, cold, hot, lake, query, secure, simulate, stack, topics
 
     parser = OneLineParser(
         prog="fleet", description="fleet-pipeline: connected-car telemetry, hot and cold paths."
     )
     verbs = parser.add_subparsers(dest="verb", metavar="<verb>", parser_class=OneLineParser, required=True)
-    for module in (stack, topics, simulate, bridge, hot, alerts, secure, bench):
+    for module in (stack, topics, simulate, bridge, hot, alerts, cold, lake, secure, bench, query):
         module.register(verbs)
     return parser
 

@@ -1,0 +1,241 @@
+"""The archiver against an in-memory consumer port: triggers, commits, recovery, rebalances."""
+
+import pytest
+from aiokafka import TopicPartition
+
+from services.cold import writer as writer_mod
+from services.cold.buffer import Triggers
+from services.cold.flush import ParquetOptions
+from services.cold.writer import Archiver
+from tests.unit.services.cold.support import KINDS, FakePort, frames, lake_offsets, records
+
+ENGINE = TopicPartition("telemetry.engine", 0)
+CHASSIS = TopicPartition("telemetry.chassis", 4)
+TRIGGERS = Triggers(rows=100, bytes=10_000_000, span_ms=3_600_000, idle_s=5.0)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _archiver(tmp_path, triggers=TRIGGERS, budget=100_000_000):
+    port = FakePort(tmp_path, KINDS)
+    clock = Clock()
+    arch = Archiver(tmp_path, KINDS, triggers, budget, ParquetOptions(), port, clock=clock)
+    return arch, port, clock
+
+
+async def _flush_due(arch):
+    """Queue what is due and wait for the flush worker."""
+    arch.flush_due()
+    await arch.drain()
+
+
+def _engine(n, first=0, sub="engine"):
+    return records(frames(sub, n), first_offset=first)
+
+
+async def test_rows_trigger_flushes_writes_then_commits(tmp_path):
+    arch, port, _ = _archiver(tmp_path)
+    await arch.assigned([ENGINE])
+    arch.add(ENGINE, _engine(99))
+    await _flush_due(arch)
+    assert port.commits == []
+    arch.add(ENGINE, _engine(1, first=99))
+    await _flush_due(arch)
+    assert port.commits == [(ENGINE, 100)]  # FakePort checked the lake covered it first
+    assert lake_offsets(tmp_path, "engine", ENGINE.topic, 0) == list(range(100))
+    assert arch.metrics.flushes["rows"] == 1 and arch.metrics.rows_written == 100
+    assert arch.metrics.balanced()
+
+
+async def test_idle_partition_is_flushed_after_idle_s(tmp_path):
+    arch, port, clock = _archiver(tmp_path)
+    await arch.assigned([ENGINE, CHASSIS])
+    arch.add(ENGINE, _engine(10))
+    clock.now += 3
+    arch.add(CHASSIS, _engine(5, sub="chassis"))
+    clock.now += 2
+    await _flush_due(arch)
+    assert port.commits == [(ENGINE, 10)]  # chassis has been idle 2 s only
+    clock.now += 3
+    await _flush_due(arch)
+    assert port.commits == [(ENGINE, 10), (CHASSIS, 5)]
+    assert arch.metrics.flushes["idle"] == 2
+
+
+async def test_memory_budget_flushes_the_largest_partition(tmp_path):
+    arch, port, _ = _archiver(tmp_path, budget=50_000)
+    await arch.assigned([ENGINE, CHASSIS])
+    arch.add(CHASSIS, _engine(20, sub="chassis"))
+    arch.add(ENGINE, _engine(90))
+    assert arch.buffered_bytes() > 50_000
+    await _flush_due(arch)
+    assert port.commits == [(ENGINE, 90)]
+    assert arch.metrics.flushes["memory"] == 1
+    assert arch.buffered_bytes() <= 50_000
+
+
+async def test_assignment_recovers_the_position_from_the_lake_not_the_group(tmp_path):
+    arch, port, _ = _archiver(tmp_path)
+    await arch.assigned([ENGINE])
+    arch.add(ENGINE, _engine(100))
+    port.fail_commits = True  # the writer "dies" between rename and commit
+    await _flush_due(arch)
+    assert port.commits == [] and arch.metrics.commit_failures == 1
+
+    second, port2, _ = _archiver(tmp_path)
+    await second.assigned([ENGINE, CHASSIS])
+    assert port2.seeks == [(ENGINE, 100)]  # from the file names; chassis has no file: group offset
+    # the broker still delivers from the old committed offset for a moment: skipped, not duplicated
+    second.add(ENGINE, _engine(120))
+    assert second.metrics.skipped == 100
+    await second.close()
+    assert lake_offsets(tmp_path, "engine", ENGINE.topic, 0) == list(range(120))
+    assert second.metrics.balanced()
+
+
+async def test_revocation_flushes_and_commits_then_forgets_the_partition(tmp_path):
+    arch, port, _ = _archiver(tmp_path)
+    await arch.assigned([ENGINE, CHASSIS])
+    arch.add(ENGINE, _engine(10))
+    arch.add(CHASSIS, _engine(7, sub="chassis"))
+    await arch.revoked([ENGINE])
+    assert port.commits == [(ENGINE, 10)]
+    assert ENGINE not in arch.buffers and CHASSIS in arch.buffers
+    # records of a revoked partition still in flight are dropped: the next owner reads them
+    arch.add(ENGINE, _engine(5, first=10))
+    assert arch.metrics.dropped == 5
+    # the next owner resumes right after the revoked flush
+    other, port2, _ = _archiver(tmp_path)
+    await other.assigned([ENGINE])
+    assert port2.seeks == [(ENGINE, 10)]
+    assert arch.metrics.balanced()
+
+
+async def test_two_owners_in_turn_write_each_offset_once(tmp_path):
+    a, _, _ = _archiver(tmp_path)
+    b, _, _ = _archiver(tmp_path)
+    batch = _engine(300)
+    await a.assigned([ENGINE])
+    a.add(ENGINE, batch[:130])
+    await _flush_due(a)  # rows trigger: 0..129
+    a.add(ENGINE, batch[130:170])
+    await a.revoked([ENGINE])  # 130..169
+    await b.assigned([ENGINE])
+    b.add(ENGINE, batch[100:250])  # redelivered from an older committed offset
+    await b.revoked([ENGINE])
+    await a.assigned([ENGINE])
+    a.add(ENGINE, batch[250:])
+    await a.close()
+    assert lake_offsets(tmp_path, "engine", ENGINE.topic, 0) == list(range(300))
+
+
+async def test_a_failed_flush_keeps_the_records_pauses_and_retries(tmp_path, monkeypatch):
+    arch, port, clock = _archiver(tmp_path)
+    await arch.assigned([ENGINE, CHASSIS])
+    real = writer_mod.write_flush
+    failures = {"left": 1}
+
+    def flaky(*args, **kwargs):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writer_mod, "write_flush", flaky)
+    arch.add(ENGINE, _engine(100))
+    await _flush_due(arch)
+    assert port.commits == [] and port.paused == {ENGINE, CHASSIS}
+    assert arch.metrics.flush_errors == 1 and arch.metrics.paused_partitions == 2
+    await _flush_due(arch)  # still backing off
+    assert port.commits == []
+    clock.now += 1.5
+    await _flush_due(arch)
+    assert port.commits == [(ENGINE, 100)] and port.paused == set()
+    assert lake_offsets(tmp_path, "engine", ENGINE.topic, 0) == list(range(100))
+
+
+async def test_a_failed_flush_on_revocation_drops_the_buffer(tmp_path, monkeypatch):
+    arch, port, _ = _archiver(tmp_path)
+    await arch.assigned([ENGINE])
+    arch.add(ENGINE, _engine(10))
+
+    def broken(*args, **kwargs):
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(writer_mod, "write_flush", broken)
+    await arch.revoked([ENGINE])
+    assert arch.metrics.dropped == 10 and ENGINE not in arch.buffers
+    assert port.commits == []
+    assert arch.metrics.balanced()
+
+
+@pytest.mark.parametrize("trigger_rows", [1, 7, 1000])
+async def test_metrics_render_every_trigger(tmp_path, trigger_rows):
+    arch, _, _ = _archiver(tmp_path, Triggers(trigger_rows, 10_000_000, 3_600_000, 5.0))
+    await arch.assigned([ENGINE])
+    arch.add(ENGINE, _engine(20))
+    await _flush_due(arch)
+    await arch.close()
+    text = arch.metrics.render()
+    assert 'fleet_cold_flushes_total{trigger="rows"}' in text
+    assert 'fleet_cold_flushes_total{trigger="shutdown"}' in text
+    assert "fleet_cold_rows_written_total 20" in text
+
+
+async def test_over_budget_with_flushes_in_flight_pauses_fetching_until_they_drain(tmp_path, monkeypatch):
+    import threading
+
+    arch, port, _ = _archiver(tmp_path, budget=60_000)
+    await arch.assigned([ENGINE, CHASSIS])
+    gate = threading.Event()
+    real = writer_mod.write_flush
+
+    def slow(*args, **kwargs):
+        gate.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writer_mod, "write_flush", slow)
+    arch.add(ENGINE, _engine(100))  # rows trigger
+    arch.add(CHASSIS, _engine(100, sub="chassis"))
+    arch.flush_due()  # both queued; the disk is slow: still over budget
+    assert port.paused == {ENGINE, CHASSIS} and arch.metrics.paused_partitions == 2
+    gate.set()
+    await arch.drain()
+    arch.flush_due()
+    assert port.paused == set()
+    assert sorted(port.commits) == sorted([(ENGINE, 100), (CHASSIS, 100)])
+
+
+async def test_a_failed_flush_requeues_later_flushes_of_the_partition_behind_it(tmp_path, monkeypatch):
+    arch, port, clock = _archiver(tmp_path)
+    await arch.assigned([ENGINE])
+    real = writer_mod.write_flush
+    calls = {"n": 0}
+
+    def first_fails(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writer_mod, "write_flush", first_fails)
+    batch = _engine(250)
+    arch.add(ENGINE, batch[:100])
+    arch.flush_due()  # job 1: 0..99
+    arch.add(ENGINE, batch[100:200])
+    arch.flush_due()  # job 2: 100..199, queued behind job 1
+    arch.add(ENGINE, batch[200:])
+    await arch.drain()
+    assert port.commits == []  # job 2 never ran ahead of the failed job 1
+    assert arch.buffers[ENGINE].records.offsets == list(range(250))
+    clock.now += 10
+    await _flush_due(arch)
+    await arch.close()
+    assert lake_offsets(tmp_path, "engine", ENGINE.topic, 0) == list(range(250))
+    assert arch.metrics.balanced()
