@@ -3,9 +3,11 @@
 from pathlib import Path
 
 from services.bridge.settings import BridgeSettings
-from services.common.settings import KafkaSettings, LogSettings, MqttSettings
+from services.cold.settings import ColdSettings
+from services.common.settings import KafkaSettings, LakeSettings, LogSettings, MqttSettings
 from services.hot.settings import HotSettings
 from services.hot.watch import AlertsSettings
+from services.query.settings import QuerySettings
 from services.stack.settings import StackSettings
 from simulators.simulation import SimulatorSettings
 
@@ -28,6 +30,9 @@ def test_every_setting_is_in_the_readme_table():
         BridgeSettings,
         AlertsSettings,
         HotSettings,
+        LakeSettings,
+        ColdSettings,
+        QuerySettings,
     ):
         for var, _default, _help in cls.describe():
             assert f"| `{var}` |" in README, var
