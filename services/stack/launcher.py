@@ -5,8 +5,10 @@
     await stack.wait()      # returns never; raises ProcessDied when a child dies
     await stack.stop()      # reverse start order, TERM then KILL; safe twice
 
-Later issues add the pipeline's services through `ServiceSpec`s: the launcher starts them
-after the brokers, in order, and stops them first.
+The pipeline's services come as `ServiceSpec`s (services/stack/pipeline.py builds bridge, hot
+and cold): the launcher checks their ports with the brokers', starts them after the brokers, in
+order, waits until each is ready, and stops them first. `stop_child(name)` stops one early (the
+demo flushes the cold writer that way).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from services.common.errors import (
     StackError,
 )
 from services.common.kafka import make_admin
+from services.common.metrics import scrape
 from services.common.settings import KafkaSettings, MqttSettings, child_environ
 from services.stack.processes import ChildProcess
 from services.stack.settings import StackSettings
@@ -70,6 +73,9 @@ class ServiceSpec:
     argv: Sequence[str]
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     ready: Callable[[], Awaitable[None]] | None = None  # raises BrokerUnavailable until ready
+    endpoint: str = ""  # what `fleet status` checks: a service's http://host:port/metrics
+    # (host, port, the variable that sets it): checked free before anything starts
+    ports: Sequence[tuple[str, int, str]] = ()
 
 
 def find_mosquitto(configured: str) -> str:
@@ -144,9 +150,17 @@ def render_mosquitto_conf(settings: StackSettings, base: str) -> str:
 class Stack:
     """Runs the embedded brokers (and later the services) as one unit."""
 
-    def __init__(self, settings: StackSettings, services: Sequence[ServiceSpec] = ()):
+    def __init__(
+        self,
+        settings: StackSettings,
+        services: Sequence[ServiceSpec] = (),
+        *,
+        prepare: Callable[[], None] | None = None,
+    ):
         self.settings = settings
         self.services = list(services)
+        # Runs once every check passed, before the first child starts (the demo sets an old lake aside).
+        self.prepare = prepare
         # How `fleet down` recognises this process later (checked against /proc/<pid>/cmdline).
         self._exe = Path("/proc/self/cmdline").read_bytes().split(b"\0")[0].decode()
         self.children: list[ChildProcess] = []
@@ -184,7 +198,15 @@ class Stack:
                 raise PortInUse(
                     f"port {port} ({name}) is in use on {s.host}: stop what holds it or set {var}"
                 )
+        for spec in self.services:
+            for host, port, var in spec.ports:
+                if not probes.port_is_free(host, port):
+                    raise PortInUse(
+                        f"port {port} ({spec.name}) is in use on {host}: stop what holds it or set {var}"
+                    )
         specs = topics.load_topics(s.topics_file)  # a bad topics file fails before anything starts
+        if self.prepare is not None:
+            self.prepare()
         self._started_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
             await self._start_mosquitto(mosquitto_bin)
@@ -223,6 +245,18 @@ class Stack:
         for child in reversed(self.children):
             await child.stop(self.settings.stop_timeout_s)
         remove_state(self.settings.state_file, os.getpid())
+
+    async def stop_child(self, name: str) -> int | None:
+        """Stop one child now (SIGTERM, then SIGKILL after the stop timeout); its exit code.
+
+        The demo stops the cold writer this way so it flushes its buffers before the lake is read.
+        `wait()` reports any child that exits, this one too: stop watching before calling this.
+        """
+        for child in self.children:
+            if child.name == name:
+                await child.stop(self.settings.stop_timeout_s)
+                return child.proc.returncode if child.proc is not None else None
+        raise KeyError(name)
 
     def _check_not_running(self) -> None:
         state = read_state(self.settings.state_file)
@@ -311,7 +345,7 @@ class Stack:
         )
 
     async def _start_service(self, spec: ServiceSpec) -> None:
-        child = await self._spawn(spec.name, list(spec.argv), "none", "", child_environ(spec.env))
+        child = await self._spawn(spec.name, list(spec.argv), "none", spec.endpoint, child_environ(spec.env))
         if spec.ready is not None:
             await self._await_ready(child, spec.ready)
 
@@ -338,18 +372,30 @@ async def stack_status(
     for child in state.children:
         alive = process_matches(child.pid, child.exe)
         answer = "-"
-        if alive and child.probe != "none":
+        if alive and (child.probe != "none" or child.endpoint.startswith("http://")):
             host, _, port = child.endpoint.rpartition(":")
             try:
                 if child.probe == "mqtt":
                     await probes.mqtt_ready(host, int(port))
-                else:
+                elif child.probe == "kafka":
                     await probes.kafka_ready(KafkaSettings(bootstrap=child.endpoint), within_s=2.0)
+                else:  # a service: its /metrics endpoint answers
+                    await _metrics_answer(child.endpoint)
                 answer = "answers"
             except BrokerUnavailable:
                 answer = "no answer"
         rows.append((child, alive, answer))
     return state, rows
+
+
+async def _metrics_answer(url: str) -> None:
+    """GET a service's http://host:port/metrics; BrokerUnavailable unless it answers 200."""
+    hostport = url.removeprefix("http://").split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    try:
+        await scrape(host, int(port), within_s=2.0)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise BrokerUnavailable(f"{url} did not answer: {exc!r}") from None
 
 
 async def _gone(pid: int, exe: str, within_s: float) -> bool:

@@ -25,6 +25,7 @@ def stack_env(tmp_path: Path, ports: list[int] | None = None, **extra: str) -> d
             "FLEET_STACK_MQTT_PORT": str(mqtt_port),
             "FLEET_STACK_KAFKA_PORT": str(kafka_port),
             "FLEET_LOG_LEVEL": "INFO",
+            "FLEET_UP_SERVICES": "false",  # the bare stack: these tests are about the brokers
         }
     )
     env.update(extra)

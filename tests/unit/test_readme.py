@@ -8,6 +8,8 @@ from services.common.settings import KafkaSettings, LakeSettings, LogSettings, M
 from services.hot.settings import HotSettings
 from services.hot.watch import AlertsSettings
 from services.query.settings import QuerySettings
+from services.stack.demo import DemoSettings
+from services.stack.pipeline import UpSettings
 from services.stack.settings import StackSettings
 from simulators.simulation import SimulatorSettings
 
@@ -33,6 +35,8 @@ def test_every_setting_is_in_the_readme_table():
         LakeSettings,
         ColdSettings,
         QuerySettings,
+        DemoSettings,
+        UpSettings,
     ):
         for var, _default, _help in cls.describe():
             assert f"| `{var}` |" in README, var
