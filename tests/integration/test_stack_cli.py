@@ -105,6 +105,28 @@ def test_up_status_down_from_another_shell(tmp_path):
         assert run_fleet(["status"], env).returncode == 1
 
 
+def test_up_runs_the_services_and_ctrl_c_stops_every_child(tmp_path):
+    metrics = free_ports(3)
+    env = stack_env(
+        tmp_path,
+        FLEET_UP_SERVICES="true",
+        FLEET_LAKE_DIR=str(tmp_path / "lake"),
+        FLEET_BRIDGE_METRICS_PORT=str(metrics[0]),
+        FLEET_HOT_METRICS_PORT=str(metrics[1]),
+        FLEET_COLD_METRICS_PORT=str(metrics[2]),
+        FLEET_HOT_DATADIR=str(tmp_path / "hot"),
+    )
+    with Up(env) as up:
+        state = wait_running(up, within_s=60)
+        assert [c["name"] for c in state["children"]] == ["mosquitto", "tansu", "bridge", "hot", "cold"]
+        status = run_fleet(["status", "--interval", "0.5"], env)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert status.stdout.count("answers") == 5
+        up.proc.send_signal(signal.SIGINT)
+        assert up.proc.wait(40) in (0, 130)
+        assert_all_gone(state)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_stops_everything_in_reverse_order(tmp_path, signum):
     with Up(stack_env(tmp_path)) as up:
