@@ -17,6 +17,7 @@ deterministic `alert_id`, so a replay can re-send a record but never invents a s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -26,11 +27,12 @@ import faust
 from schemas.catalog import SUBSYSTEMS
 from services.common.kafka import faust_broker_settings
 from services.common.metrics import MetricsServer, metric_lines
+from services.common.partitioning import partition_for
 from services.common.settings import KafkaSettings
 from services.hot.config import DEFAULT_RULES_PATH, load_rules
 from services.hot.consumer import HotApp
 from services.hot.engine import RuleEngine
-from services.hot.evaluator import Evaluator, Record
+from services.hot.evaluator import Evaluator, Outcome, Record
 from services.hot.rules import State
 from services.hot.settings import HotSettings
 
@@ -137,24 +139,35 @@ def build_app(settings: HotSettings, kafka: KafkaSettings) -> faust.App:
         partitions=settings.partitions,
         schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
     )
-    evaluator = Evaluator(engine, topic_of, states.get)
+    evaluator = Evaluator(
+        engine,
+        topic_of,
+        states.get,
+        cars=lambda: list(states.data.keys()),
+        # the bridge keys records by VIN with Kafka's default partitioner; the Table is co-partitioned
+        partition_for=lambda vin: partition_for(vin.encode(), settings.partitions),
+    )
     writer = StateWriter(states)
     metrics = HotMetrics(evaluator, writer)
 
-    async def evaluate(records: list[Record]) -> None:
-        out = evaluator.on_batch(records, now_ms())
-        for vin, alert in out.alerts:  # sent before the state that remembers them (see engine.py)
-            await alerts.send(key=vin.encode(), value=alert.to_json())
+    async def publish(out: Outcome) -> None:
+        # The alerts are acknowledged before any state that remembers them is written: a state
+        # that reached the changelog without its alert would never raise it again.
+        sent = [await alerts.send(key=vin.encode(), value=alert.to_json()) for vin, alert in out.alerts]
+        if sent:
+            await asyncio.gather(*sent)
         for vin, (partition, state) in out.writes.items():
             writer.put(vin, partition, state)
+
+    async def evaluate(records: list[Record]) -> None:
+        await publish(evaluator.on_batch(records, now_ms()))
 
     app.on_records = evaluate
     app.before_commit = writer.flush
 
     @app.timer(interval=settings.timer_s)  # type: ignore[untyped-decorator]
     async def staleness() -> None:
-        for vin, alert in evaluator.on_timer(now_ms()).alerts:
-            await alerts.send(key=vin.encode(), value=alert.to_json())
+        await publish(evaluator.on_timer(now_ms()))
 
     server = MetricsServer(metrics.render, settings.metrics_host, settings.metrics_port)
 

@@ -1,20 +1,22 @@
 """The hot path's batch handler and timer without Faust: records in, alerts and state writes out.
 
     evaluator = Evaluator(RuleEngine(load_rules()), topic_of={"telemetry.engine": "engine", ...},
-                          stored=table.get)
+                          stored=table.get, cars=table.keys, partition_of=lambda vin: ...)
     out = evaluator.on_batch([Record(topic, partition, key, value, headers), ...], now_ms())
     out.alerts      # [(vin, Alert), ...] to send, in order
     out.writes      # {vin: (partition, state)}: one Table write per car per batch
-    out = evaluator.on_timer(now_ms())     # staleness: alerts only (see `overlay`)
+    out = evaluator.on_timer(now_ms())     # staleness: alerts, and the states it changed
 
 A car's five frames of a tick arrive together, so writing its state once per batch instead of
-once per frame divides the changelog traffic by about five. Staleness is decided by the timer,
-which Faust does not let write a Table (the changelog partition comes from the current event):
-the timer's state changes wait in `overlay` and reach the Table with the car's next frame.
+once per frame divides the Table writes by about five. The caller writes a state only after
+the alerts of the same outcome are acknowledged, so a state never remembers an alert that was
+lost.
 
 The timer measures silence against each partition's clock (the newest `received_ms` processed
 in it), not against now: a worker catching up on a backlog would otherwise find every car
-silent, and a partition whose cars all stopped (the bridge is down) raises nothing.
+silent, and a partition whose cars all stopped (the bridge is down) raises nothing. It looks
+at every car of the Table (`cars`), not only those this process has seen a frame from: a
+worker restarted after a car fell silent never reads that car's frames again.
 """
 
 from __future__ import annotations
@@ -66,12 +68,18 @@ class Evaluator:
     """The hot path's per-worker logic; `stored(vin)` reads the Table."""
 
     def __init__(
-        self, engine: RuleEngine, topic_of: Mapping[str, str], stored: Callable[[str], State | None]
+        self,
+        engine: RuleEngine,
+        topic_of: Mapping[str, str],
+        stored: Callable[[str], State | None],
+        cars: Callable[[], Iterable[str]] = tuple,
+        partition_for: Callable[[str], int] | None = None,
     ):
         self.engine = engine
         self.topic_of = topic_of
         self.stored = stored
-        self.overlay: dict[str, State] = {}  # vin -> state the timer changed since the car's last frame
+        self.cars = cars  # the VINs whose state the Table holds (restored ones included)
+        self.partition_for = partition_for  # a VIN's partition (the producer's key partitioner)
         self.partition_of: dict[str, int] = {}  # vin -> its partition
         self.clock: dict[int, int] = {}  # partition -> newest received_ms processed
         self.frames = 0
@@ -98,7 +106,7 @@ class Evaluator:
             self.partition_of[vin] = record.partition
             if received_ms is not None and received_ms > self.clock.get(record.partition, 0):
                 self.clock[record.partition] = received_ms
-            before = latest[vin][1] if vin in latest else (self.overlay.pop(vin, None) or self.stored(vin))
+            before = latest[vin][1] if vin in latest else self.stored(vin)
             after, raised = self.engine.on_frame(
                 vin, subsystem, frame, before, now_ms, received_ms=received_ms
             )
@@ -113,16 +121,21 @@ class Evaluator:
         return out
 
     def on_timer(self, now_ms: int) -> Outcome:
-        """Staleness for every car seen, each against its partition's clock."""
+        """Staleness for every car of the Table, each against its partition's clock."""
         out = Outcome()
+        if self.partition_for is not None:
+            for vin in self.cars():
+                if vin not in self.partition_of:
+                    self.partition_of[vin] = self.partition_for(vin)
         for vin, partition in list(self.partition_of.items()):
             clock = self.clock.get(partition)
             if clock is None:
                 continue
-            state = self.overlay.get(vin) or self.stored(vin)
+            state = self.stored(vin)
             new, raised = self.engine.on_timer(vin, state, clock)
             out.alerts += [(vin, dataclasses.replace(alert, detected_at=now_ms)) for alert in raised]
             if new is not state and new is not None:
-                self.overlay[vin] = new
+                out.writes[vin] = (partition, new)
+        self.writes += len(out.writes)
         self.sent.update(alert.status for _, alert in out.alerts)
         return out

@@ -42,7 +42,9 @@ class FakeProducer:
 
     async def send(self, topic, key, value, partition, timestamp, headers, **_):
         self.sent.append((topic, key, value, partition))
-        return asyncio.get_running_loop().create_future()  # never acked: nothing waits on it here
+        acked = asyncio.get_running_loop().create_future()
+        acked.set_result(None)  # acknowledged at once
+        return acked
 
     def send_soon(self, fut) -> None:
         self.soon.append(fut.message)

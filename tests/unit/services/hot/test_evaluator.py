@@ -39,7 +39,7 @@ def electronics_record(vin, tick, received, partition=0):
 
 def make():
     table = FakeTable()
-    return Evaluator(RuleEngine(), TOPICS, table.get), table
+    return Evaluator(RuleEngine(), TOPICS, table.get, cars=table.keys, partition_for=lambda vin: 0), table
 
 
 def test_one_state_write_per_car_per_batch():
@@ -100,6 +100,8 @@ def test_a_silent_car_in_a_live_partition_goes_stale_and_clears_on_its_next_fram
     stale = evaluator.on_timer(T0 + 99_000)
     assert [(vin, a.rule, a.status) for vin, a in stale.alerts] == [(VIN_A, "stale", "raised")]
     assert stale.alerts[0][1].detected_at == T0 + 99_000
+    assert list(stale.writes) == [VIN_A]  # the episode is in the car's state, written to the Table
+    table.apply(stale.writes)
     assert evaluator.on_timer(T0 + 99_500).alerts == []  # raised once
     back = evaluator.on_batch([electronics_record(VIN_A, 16, T0 + 16_000)], T0)
     assert [(a.rule, a.status) for _, a in back.alerts] == [("stale", "cleared")]
@@ -111,3 +113,25 @@ def test_a_partition_that_went_quiet_as_a_whole_raises_nothing():
         table.apply(evaluator.on_batch([electronics_record(VIN_A, tick, T0 + tick * 1000)], T0).writes)
     # nothing more arrives at all (the bridge is down): the partition's clock stands still
     assert evaluator.on_timer(T0 + 600_000).alerts == []
+
+
+def test_a_worker_restarted_after_a_car_fell_silent_still_finds_it_stale():
+    first, table = make()
+    for tick in range(1, 11):
+        out = first.on_batch(
+            [
+                electronics_record(VIN_A, tick, T0 + tick * 1000),
+                electronics_record(VIN_B, tick, T0 + tick * 1000),
+            ],
+            T0,
+        )
+        table.apply(out.writes)
+    # a new process: the Table restored, A never heard of again, B keeps the partition's clock moving
+    restarted = Evaluator(RuleEngine(), TOPICS, table.get, cars=table.keys, partition_for=lambda vin: 0)
+    for tick in range(11, 16):
+        table.apply(restarted.on_batch([electronics_record(VIN_B, tick, T0 + tick * 1000)], T0).writes)
+    stale = restarted.on_timer(T0 + 99_000)
+    assert [(vin, a.rule, a.status) for vin, a in stale.alerts] == [(VIN_A, "stale", "raised")]
+    # what the first process would have raised had it lived: the same episode, the same alert_id
+    first.clock = dict(restarted.clock)
+    assert [a.alert_id for _, a in first.on_timer(T0 + 99_000).alerts] == [stale.alerts[0][1].alert_id]
