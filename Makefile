@@ -37,14 +37,17 @@ endif
 run: setup ## the demo: brokers + bridge + hot + cold, 100 simulated cars for 90 s live, then the lake's answers
 	$(BIN)/fleet demo
 
-test: setup ## unit + integration + broker conformance tests (starts its own brokers)
-	$(BIN)/python -m pytest
+test: setup ## unit + integration + broker conformance tests (starts its own brokers; the fault suite is test-faults)
+	$(BIN)/python -m pytest --ignore=tests/integration/test_faults.py
+
+test-faults: setup ## fault injection under load (~4 min): kill -9 of each service, Mosquitto restart, Kafka paused, lake disk full
+	$(BIN)/python -m pytest tests/integration/test_faults.py
 
 test-unit: setup ## unit tests only
 	$(BIN)/python -m pytest tests/unit
 
 test-integration: setup ## integration + conformance tests only
-	$(BIN)/python -m pytest tests/integration
+	$(BIN)/python -m pytest tests/integration --ignore=tests/integration/test_faults.py
 
 lint: setup ## ruff
 	$(BIN)/ruff check .
