@@ -47,11 +47,12 @@ def now_ms() -> int:
 class StateWriter:
     """Each car's newest state: in the Table at once, in its changelog once per commit.
 
-    Faust commits a source offset only after flushing the producer, and the consumer calls
-    `flush` first (services/hot/consumer.py), so every state a committed frame produced is in
-    the changelog before the commit, while a car's many changes between two commits (about one
-    per fetch at low latency) cost one changelog record instead of one each. A crash loses both
-    the unsent states and the uncommitted offsets: the frames replay onto the restored state.
+    The consumer awaits `flush` before every offset commit, with no batch acking meanwhile
+    (services/hot/consumer.py), so every state a committed frame produced is acknowledged in the
+    changelog before the commit, while a car's many changes between two commits (about one per
+    fetch at low latency) cost one changelog record instead of one each. Waiting for the acks
+    also bounds memory: a slow broker slows the commits, not a queue that grows. A crash loses
+    both the unsent states and the uncommitted offsets: the frames replay onto the restored state.
     """
 
     def __init__(self, table: Any):
@@ -64,12 +65,13 @@ class StateWriter:
         self.table.data[vin] = state
         self.dirty[vin] = partition
 
-    def flush(self) -> None:
-        """Queue one changelog record per car changed since the last flush, in its own partition."""
-        for vin, partition in self.dirty.items():
-            self.table.send_changelog(partition, vin, self.table.data[vin])
-        self.sent += len(self.dirty)
-        self.dirty.clear()
+    async def flush(self) -> None:
+        """Write one changelog record per car changed since the last flush and wait for the acks."""
+        dirty, self.dirty = self.dirty, {}
+        sent = [self.table.send_changelog(p, vin, self.table.data[vin]) for vin, p in dirty.items()]
+        self.sent += len(sent)
+        if sent:
+            await asyncio.gather(*sent)
 
 
 class HotMetrics:

@@ -12,9 +12,10 @@ its changelog and recovery, offset bookkeeping and commits, the producer, timers
 
 What is overridden is `Consumer._drain_messages`, the loop that turns fetched records into
 callbacks. Records of `batch_topics` are collected per fetch into `Record`s and passed to
-`on_records` in one call; once it returns (its alerts are in Faust's producer), their offsets
-are acked the way `Consumer.ack` does. Before each commit the app's `before_commit` queues the
-state those frames produced, and Faust commits only after flushing its producer: at-least-once,
+`on_records` in one call; once it returns (its alerts acknowledged), their offsets are acked the
+way `Consumer.ack` does. Before each commit the app's `before_commit` writes the state those
+frames produced and waits for the acknowledgements (Faust's own producer flush gives up after
+0.1 s without progress, so it cannot be relied on for that), then Faust commits: at-least-once,
 as with an agent. Records of other topics (the Table's changelog during recovery) take
 Faust's own per-message path unchanged. While a batch is being evaluated `wait_empty` (called
 when partitions are revoked, before the last commit) waits for it, so a revoked partition's
@@ -58,6 +59,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer delivering the app's batch topics a fetch at a time."""
 
     _batch_done: asyncio.Event | None = None
+    _commit_lock: asyncio.Lock | None = None  # a commit and a batch's acks never interleave
 
     def _new_consumer_thread(self) -> LiveFetchConsumerThread:
         return LiveFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -124,8 +126,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._batch_done.clear()
         try:
             await app.on_records(batch)
-            if app.consumer_generation_id == generation:  # else: revoked meanwhile, the next owner replays
-                self._ack_offsets(offsets)
+            async with self._lock():
+                # a batch from before a rebalance is not acked: its partitions' next owner replays it
+                if app.consumer_generation_id == generation:
+                    self._ack_offsets(offsets)
         finally:
             self._batch_done.set()
         if self._commit_every is not None and self._n_acked >= self._commit_every:
@@ -142,10 +146,20 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._acked[tp].extend(new)
             self._n_acked += len(new)
 
+    def _lock(self) -> asyncio.Lock:
+        if self._commit_lock is None:
+            self._commit_lock = asyncio.Lock()
+        return self._commit_lock
+
     async def commit(self, *args: Any, **kwargs: Any) -> bool:
-        """Faust's commit, after the app queued the state its acked frames produced (`before_commit`)."""
-        cast(HotApp, self.app).before_commit()
-        return bool(await super().commit(*args, **kwargs))
+        """Faust's commit, once the state its acked frames produced is in the changelog.
+
+        `before_commit` writes (and waits for) the app's pending state records first. Meanwhile no
+        batch acks its offsets: a frame acked now would be committed with its state unwritten.
+        """
+        async with self._lock():
+            await cast(HotApp, self.app).before_commit()
+            return bool(await super().commit(*args, **kwargs))
 
     async def wait_empty(self) -> None:
         """Partitions are being revoked: let the batch in evaluation finish, then Faust's own wait."""
@@ -164,20 +178,20 @@ async def _no_handler(records: list[Record]) -> None:
     raise RuntimeError("HotApp.on_records is not set")
 
 
-def _nothing() -> None:
+async def _nothing() -> None:
     pass
 
 
 class HotApp(faust.App):
     """A Faust app whose consumer hands `batch_topics` to `on_records` a fetch at a time.
 
-    `before_commit` runs (synchronously, so no batch slips in between) before every offset
-    commit, ahead of Faust's producer flush: the app queues there what a commit must cover.
+    `before_commit` runs before every offset commit, with no batch acking meanwhile: the app
+    writes there, acknowledged, what the commit must cover.
     """
 
     batch_topics: frozenset[str] = frozenset()
     on_records: RecordsHandler = staticmethod(_no_handler)
-    before_commit: Callable[[], None] = staticmethod(_nothing)
+    before_commit: Callable[[], Awaitable[None]] = staticmethod(_nothing)
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)

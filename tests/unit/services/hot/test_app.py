@@ -48,6 +48,7 @@ class FakeProducer:
 
     def send_soon(self, fut) -> None:
         self.soon.append(fut.message)
+        fut.set_result(None)  # acknowledged at once
 
 
 def record(tick: int, partition: int, **signals) -> Record:
@@ -90,21 +91,21 @@ async def test_a_fetch_sends_its_alert_keyed_by_vin_and_writes_the_cars_state_on
     )
     assert producer.soon == []  # the state reaches the changelog before the next commit, not now
     await app.on_records([record(4, 4, ignition="ON", dtc_list=["P0217"])])
-    app.before_commit()  # what the consumer calls first in every commit
+    await app.before_commit()  # what the consumer calls first in every commit
     [write] = producer.soon  # one changelog record for the car (not one per fetch), its partition
     assert write.channel.get_topic_name() == "fleet-hot-rule-state-changelog"
     assert (json.loads(write.key), write.partition) == (VIN, 4)  # the Table's keys are JSON
     assert json.loads(write.value)["seen"]["electronics"] == [T0 + 4000, 4]
     assert app.hot_metrics.evaluator.frames == 4
-    app.before_commit()
+    await app.before_commit()
     assert len(producer.soon) == 1  # nothing changed since: nothing more to write
 
 
 async def test_a_redelivered_fetch_sends_nothing_more(app):
     fetch = [record(1, 0, ignition="ON", dtc_list=["P0300"])]
     await app.on_records(fetch)
-    app.before_commit()
+    await app.before_commit()
     await app.on_records(fetch)  # what a replay after a crash delivers again
-    app.before_commit()
+    await app.before_commit()
     assert [json.loads(v)["status"] for _, _, v, _ in app.producer.sent] == ["raised"]
     assert len(app.producer.soon) == 1
