@@ -33,7 +33,8 @@ import pyarrow.parquet as pq
 from services.cold import layout
 from services.cold.buffer import Records
 from services.cold.decode import FILE_SCHEMAS, MS_UTC, REJECT_SCHEMA, decode_values
-from services.cold.settings import ZSTD_LEVEL
+from services.cold.dedup import DUPLICATE, Identity, RecentFrames
+from services.cold.settings import ALERTS_KIND, ZSTD_LEVEL
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +81,58 @@ class FlushResult:
     rejects: int
     first: int
     last: int
+    duplicates: int = 0  # redelivered frames moved to the rejects (see dedup.py)
+    identities: tuple[Identity, ...] = ()  # of the frames archived, for the partition's window
 
 
-def build_parts(root: Path, topic: str, partition: int, kind: str, records: Records) -> list[Part]:
+@dataclasses.dataclass(frozen=True)
+class Built:
+    """A flush's files-to-be, and which frames it archives."""
+
+    parts: list[Part]
+    duplicates: int = 0
+    identities: tuple[Identity, ...] = ()
+
+
+def drop_duplicates(
+    table: pa.Table, kept: list[int], rejects: list[tuple[int, str]], recent: RecentFrames
+) -> tuple[pa.Table, list[int], list[tuple[int, str]], int, tuple[Identity, ...]]:
+    """Move frames already in `recent` (or earlier in this flush) to the rejects."""
+    keys = zip(
+        table.column("vin").to_pylist(),
+        table.column("seq").to_pylist(),
+        table.column("ts").to_pylist(),
+        strict=True,
+    )
+    keep: list[int] = []
+    fresh: dict[Identity, None] = {}
+    duplicates: list[tuple[int, str]] = []
+    for row, key in enumerate(keys):
+        if key in recent or key in fresh:
+            duplicates.append((kept[row], DUPLICATE))
+        else:
+            fresh[key] = None
+            keep.append(row)
+    if duplicates:
+        table = table.take(pa.array(keep, pa.int64()))
+        kept = [kept[row] for row in keep]
+        rejects = sorted([*rejects, *duplicates])
+    return table, kept, rejects, len(duplicates), tuple(fresh)
+
+
+def build_parts(
+    root: Path, topic: str, partition: int, kind: str, records: Records, recent: RecentFrames | None = None
+) -> Built:
     """Decode and split a partition's records into per-hour tables with their final paths."""
     n = len(records)
     offsets = pa.array(records.offsets, pa.int64())
     received = pa.array(records.received, pa.int64()).cast(MS_UTC)
     parts_col = pa.repeat(pa.scalar(partition, pa.int32()), n)
     table, kept, rejects = decode_values(kind, records.values)
+    duplicates = 0
+    identities: tuple[Identity, ...] = ()
+    if recent is not None and kind != ALERTS_KIND:  # alerts are idempotent by (alert_id, status)
+        table, kept, rejects, duplicates, identities = drop_duplicates(table, kept, rejects, recent)
     if len(kept) != n:
         index = pa.array(kept, pa.int64())
         offsets_k, received_k, parts_k = offsets.take(index), received.take(index), parts_col.take(index)
@@ -106,7 +150,7 @@ def build_parts(root: Path, topic: str, partition: int, kind: str, records: Reco
         out.append(_part(root, topic, partition, kind, hour, rows, rejects=False))
     if rejects:
         out += _reject_parts(root, topic, partition, kind, records, rejects)
-    return out
+    return Built(out, duplicates, identities)
 
 
 def _split(table: pa.Table, hours: pa.Array | pa.ChunkedArray) -> list[tuple[int, pa.Table]]:
@@ -149,10 +193,17 @@ def _reject_parts(
 
 
 def write_flush(
-    root: Path, topic: str, partition: int, kind: str, records: Records, options: ParquetOptions
+    root: Path,
+    topic: str,
+    partition: int,
+    kind: str,
+    records: Records,
+    options: ParquetOptions,
+    recent: RecentFrames | None = None,
 ) -> FlushResult:
     """Put `records` (one partition's whole buffer) into the lake; see the module docstring."""
-    parts = build_parts(root, topic, partition, kind, records)
+    built = build_parts(root, topic, partition, kind, records, recent)
+    parts = built.parts
     moves: list[tuple[Path, Path]] = []
     for part in parts:
         part.final.parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +227,8 @@ def write_flush(
         rejects=reject_rows,
         first=records.offsets[0],
         last=records.offsets[-1],
+        duplicates=built.duplicates,
+        identities=built.identities,
     )
 
 

@@ -26,6 +26,7 @@ class ColdMetrics:
     consumed: int = 0
     rows_written: int = 0
     rejects_written: int = 0
+    duplicates_dropped: int = 0  # redelivered frames, counted in rejects_written too
     skipped: int = 0
     dropped: int = 0
     files_written: int = 0
@@ -57,6 +58,12 @@ class ColdMetrics:
                 "counter",
                 "records that could not be typed, kept in <lake>/_rejects",
                 self.rejects_written,
+            ),
+            (
+                "duplicates_dropped",
+                "counter",
+                "redelivered frames (same vin, seq, ts) kept in <lake>/_rejects instead of the tables",
+                self.duplicates_dropped,
             ),
             (
                 "skipped",

@@ -49,6 +49,11 @@ class ColdSettings(Settings):
     row_group_rows: int = env(
         "FLEET_COLD_ROW_GROUP_ROWS", 250_000, "Parquet row group size (rows), 100000..1000000"
     )
+    dedup_window: int = env(
+        "FLEET_COLD_DEDUP_WINDOW",
+        50_000,
+        "frames per partition whose (vin, seq, ts) is remembered to drop redelivered copies (0: off)",
+    )
     compact_grace_s: float = env(
         "FLEET_COLD_COMPACT_GRACE_S",
         900.0,
@@ -84,6 +89,10 @@ class ColdSettings(Settings):
             (
                 100_000 <= self.row_group_rows <= 1_000_000,
                 f"FLEET_COLD_ROW_GROUP_ROWS={self.row_group_rows}: expected 100000..1000000",
+            ),
+            (
+                0 <= self.dedup_window <= 10_000_000,
+                f"FLEET_COLD_DEDUP_WINDOW={self.dedup_window}: expected 0..10000000",
             ),
             (
                 self.compact_grace_s >= 0,

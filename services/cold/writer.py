@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.cold.buffer import KafkaRecord, PartitionBuffer, Records, Trigger, Triggers
+from services.cold.dedup import RecentFrames
 from services.cold.flush import FlushResult, ParquetOptions, recover, write_flush
 from services.cold.metrics import ColdMetrics
 from services.cold.settings import ColdSettings
@@ -107,8 +108,11 @@ class Archiver:
         port: OffsetPort,
         metrics: ColdMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        dedup_window: int = 0,
     ):
         self.root = root
+        self.dedup_window = dedup_window
+        self.recent: dict[TopicPartition, RecentFrames] = {}  # per partition, see dedup.py
         self.kinds = dict(kinds)
         self.triggers = triggers
         self.memory_budget = memory_budget
@@ -235,8 +239,9 @@ class Archiver:
         tp = job.tp
         started = time.monotonic()
         try:
+            recent = self.recent.get(tp)
             result: FlushResult = await asyncio.to_thread(
-                write_flush, self.root, tp.topic, tp.partition, job.kind, job.records, self.options
+                write_flush, self.root, tp.topic, tp.partition, job.kind, job.records, self.options, recent
             )
         except OSError as exc:
             self._flush_failed(tp, exc)
@@ -247,6 +252,9 @@ class Archiver:
         m.files_written += len(result.files)
         m.rows_written += result.rows
         m.rejects_written += result.rejects
+        m.duplicates_dropped += result.duplicates
+        if recent is not None:
+            recent.add_all(result.identities)  # only now: a failed flush archived nothing
         self._failures = 0
         log.debug(
             "flushed",
@@ -313,6 +321,8 @@ class Archiver:
                 self.metrics.recovered_partitions += 1
             self.positions[tp] = position
             self.buffers[tp] = PartitionBuffer(tp.topic, tp.partition, kind)
+            if self.dedup_window:
+                self.recent[tp] = RecentFrames(self.dedup_window)
             log.info(
                 "partition assigned",
                 extra={"topic": tp.topic, "partition": tp.partition, "lake_next": position},
@@ -322,6 +332,7 @@ class Archiver:
     async def revoked(self, tps: Iterable[TopicPartition]) -> None:
         """Flush and commit revoked partitions, then forget them (a failed flush drops them:
         safe, the next owner reads them again from the lake's position)."""
+        tps = list(tps)
         for tp in tps:
             buffer = self.buffers.pop(tp, None)
             if buffer is not None:
@@ -329,6 +340,8 @@ class Archiver:
                 self.positions.pop(tp, None)
                 self.paused.discard(tp)  # the pause ends with the assignment
         await self.drain()
+        for tp in tps:
+            self.recent.pop(tp, None)
         self._gauges()
 
     async def close(self) -> None:
@@ -403,7 +416,14 @@ class ColdWriter:
         triggers = Triggers(s.flush_rows, s.flush_bytes, int(s.flush_span_s * 1000), s.idle_s)
         options = ParquetOptions(s.compression, s.row_group_rows)
         archiver = Archiver(
-            self.root, s.kinds, triggers, s.memory_budget_bytes, options, consumer, self.metrics
+            self.root,
+            s.kinds,
+            triggers,
+            s.memory_budget_bytes,
+            options,
+            consumer,
+            self.metrics,
+            dedup_window=s.dedup_window,
         )
         consumer.subscribe(self.topics, listener=_Listener(archiver))
         await consumer.start()

@@ -170,3 +170,54 @@ def test_recovery_leaves_other_partitions_temp_files_alone(tmp_path):
         p.write_bytes(b"x")
     assert recover(tmp_path, TOPIC, 2, "engine") is None
     assert not mine.exists() and theirs.exists() and compaction.exists()
+
+
+def _rows(root, kind="engine"):
+    files = [p for p in (root / kind).rglob("*.parquet")]
+    return pa.concat_tables([pq.read_table(p) for p in files]) if files else None
+
+
+def test_redelivered_frames_go_to_the_rejects_within_a_flush_and_across_flushes(tmp_path):
+    from services.cold.dedup import DUPLICATE, RecentFrames
+
+    items = _spread(40, hours=1)
+    recent = RecentFrames(1000)
+    # flush 1: 30 frames, two of them sent twice (a redelivery inside one buffer)
+    first = write_flush(
+        tmp_path, TOPIC, 2, "engine", _buffer([*items[:30], items[3], items[7]]), OPTIONS, recent
+    )
+    assert (first.rows, first.duplicates) == (30, 2)
+    recent.add_all(first.identities)  # what the writer does once the flush is in the lake
+    # flush 2: the rest, plus copies of frames archived by flush 1 (a redelivery across flushes)
+    second = write_flush(
+        tmp_path, TOPIC, 2, "engine", _buffer([*items[30:], items[0], items[29]], 32), OPTIONS, recent
+    )
+    assert (second.rows, second.duplicates) == (10, 2)
+    table = _rows(tmp_path)
+    keys = list(zip(table.column("vin").to_pylist(), table.column("seq").to_pylist(), strict=True))
+    assert len(keys) == len(set(keys)) == 40  # every frame once
+    rejects = pa.concat_tables([pq.read_table(p) for p in (tmp_path / "_rejects").rglob("*.parquet")])
+    assert rejects.column("error").to_pylist() == [DUPLICATE] * 4
+    # the bookkeeping still sees every offset 0..43 exactly once (rows + rejects)
+    offsets = sorted(table.column("kafka_offset").to_pylist() + rejects.column("kafka_offset").to_pylist())
+    assert offsets == list(range(44))
+    assert recover(tmp_path, TOPIC, 2, "engine") == 44
+
+
+def test_a_late_frame_with_a_new_identity_is_kept(tmp_path):
+    from services.cold.dedup import RecentFrames
+
+    items = _spread(20, hours=1)
+    recent = RecentFrames(1000)
+    first = write_flush(tmp_path, TOPIC, 2, "engine", _buffer(items[5:]), OPTIONS, recent)
+    recent.add_all(first.identities)
+    late = write_flush(tmp_path, TOPIC, 2, "engine", _buffer(items[:5], 15), OPTIONS, recent)
+    assert (late.rows, late.duplicates) == (5, 0)
+
+
+def test_the_window_forgets_the_oldest_identities():
+    from services.cold.dedup import RecentFrames
+
+    recent = RecentFrames(3)
+    recent.add_all([("v", 1, 10), ("v", 2, 20), ("v", 3, 30), ("v", 4, 40)])
+    assert ("v", 1, 10) not in recent and ("v", 4, 40) in recent and len(recent) == 3
