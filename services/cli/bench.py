@@ -12,6 +12,9 @@ BENCHMARKS = {
     "simulator": "bench.simulator",
     "bridge": "bench.bridge",
     "hot": "bench.hot",
+    "query": "bench.query",
+    "cold": "bench.cold",
+    "e2e": "bench.e2e",
 }
 
 
