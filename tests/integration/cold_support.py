@@ -133,6 +133,7 @@ class Produced:
     bad: int = 0
     alerts: int = 0
     seq_sum: int = 0  # over valid telemetry frames
+    rounds: int = 0  # feed() calls so far: each numbers its frames apart (the writer drops repeats)
 
     def note(self, tp: TopicPartition, offset: int) -> None:
         self.ends[tp] = max(self.ends.get(tp, 0), offset + 1)
@@ -159,6 +160,10 @@ async def feed(
     frame is followed by an alert on the alert topic.
     """
     out = produced or Produced()
+    # The same seeded fleet every call: a later call's frames get their own seq range, or they
+    # would be the earlier frames again (same vin, seq, ts), which the writer drops as redelivered.
+    seq_base = out.rounds * 10_000_000
+    out.rounds += 1
     fleet = Fleet(FleetConfig(cars=cars, seed=7))
     producer = await start_producer(kafka, role="cold-test-feed", linger_ms=5)
     pending: list[tuple[TopicPartition | None, asyncio.Future]] = []
@@ -171,6 +176,7 @@ async def feed(
                     break
                 frame = dict(frame)
                 frame["ts"] = frame["ts"] - (frame["seq"] % hours) * HOUR_MS
+                frame["seq"] += seq_base
                 value = encode(frame)
                 if bad_every and sent % bad_every == bad_every - 1:
                     value = b'{"vin":"' + vin.encode() + b'","ts":"yesterday"}'

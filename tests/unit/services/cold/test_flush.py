@@ -221,3 +221,15 @@ def test_the_window_forgets_the_oldest_identities():
     recent = RecentFrames(3)
     recent.add_all([("v", 1, 10), ("v", 2, 20), ("v", 3, 30), ("v", 4, 40)])
     assert ("v", 1, 10) not in recent and ("v", 4, 40) in recent and len(recent) == 3
+
+
+def test_a_flush_of_nothing_but_copies_still_accounts_for_its_offsets(tmp_path):
+    from services.cold.dedup import RecentFrames
+
+    items = _spread(10, hours=1)
+    recent = RecentFrames(1000)
+    first = write_flush(tmp_path, TOPIC, 2, "engine", _buffer(items), OPTIONS, recent)
+    recent.add_all(first.identities)
+    again = write_flush(tmp_path, TOPIC, 2, "engine", _buffer(items, 10), OPTIONS, recent)
+    assert (again.rows, again.duplicates, again.rejects, again.last) == (0, 10, 10, 19)
+    assert recover(tmp_path, TOPIC, 2, "engine") == 20  # the writer resumes after the copies
