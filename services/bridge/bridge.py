@@ -33,11 +33,9 @@ from services.bridge.routing import Checker, Router
 from services.bridge.settings import BridgeSettings
 from services.bridge.source import MqttSource
 from services.bridge.window import AckWindow, Entry, WriteFailed
-from services.common.errors import ConfigError
-from services.common.kafka import make_admin, start_producer
+from services.common.kafka import require_topics, start_producer
 from services.common.metrics import MetricsServer
 from services.common.settings import KafkaSettings, MqttSettings
-from services.common.topics import existing_partitions
 
 log = logging.getLogger(__name__)
 
@@ -245,17 +243,8 @@ class Bridge:
         self._batcher = Batcher(producer, partitions, self.settings.linger_ms / 1000)
 
     async def _topic_partitions(self) -> dict[str, int]:
-        """{topic: partitions}; a missing topic is a ConfigError (auto-creation would pick its own count)."""
-        admin = make_admin(self.kafka)
-        await admin.start()
-        try:
-            found = await existing_partitions(admin, self.topics)
-        finally:
-            await admin.close()
-        missing = [t for t in self.topics if t not in found]
-        if missing:
-            raise ConfigError(f"Kafka topics missing: {', '.join(missing)} (run `fleet topics apply`)")
-        return found
+        """{topic: partitions}; a missing topic is a ConfigError."""
+        return await require_topics(self.kafka, self.topics)
 
     async def _close_kafka(self) -> None:
         batcher, self._batcher = self._batcher, None

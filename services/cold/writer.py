@@ -44,11 +44,9 @@ from services.cold.flush import FlushResult, ParquetOptions, recover, write_flus
 from services.cold.metrics import ColdMetrics
 from services.cold.settings import ColdSettings
 from services.common import probes
-from services.common.errors import ConfigError
-from services.common.kafka import make_admin, make_consumer
+from services.common.kafka import make_consumer, require_topics
 from services.common.metrics import MetricsServer
 from services.common.settings import KafkaSettings, LakeSettings
-from services.common.topics import existing_partitions
 
 log = logging.getLogger(__name__)
 
@@ -470,15 +468,7 @@ class ColdWriter:
 
     async def _check_topics(self) -> None:
         """Refuse to start on a missing topic (subscribing could auto-create it with the wrong count)."""
-        admin = make_admin(self.kafka)
-        await admin.start()
-        try:
-            found = await existing_partitions(admin, self.topics)
-        finally:
-            await admin.close()
-        missing = [t for t in self.topics if t not in found]
-        if missing:
-            raise ConfigError(f"Kafka topics missing: {', '.join(missing)} (run `fleet topics apply`)")
+        await require_topics(self.kafka, self.topics)
 
     def _lag(self) -> int:
         consumer, archiver = self._consumer, self._archiver

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -174,3 +174,19 @@ def faust_broker_settings(settings: KafkaSettings) -> dict[str, Any]:
         else:
             kwargs["broker_credentials"] = faust.SSLCredentials(ssl_context)
     return kwargs
+
+
+async def require_topics(settings: KafkaSettings, topics: Sequence[str]) -> dict[str, int]:
+    """{topic: partitions}; a missing topic is a ConfigError (auto-creation would pick its own count)."""
+    from services.common.topics import existing_partitions
+
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        found = await existing_partitions(admin, topics)
+    finally:
+        await admin.close()
+    missing = [t for t in topics if t not in found]
+    if missing:
+        raise ConfigError(f"Kafka topics missing: {', '.join(missing)} (run `fleet topics apply`)")
+    return found

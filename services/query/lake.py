@@ -32,44 +32,18 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from schemas.arrow import SCHEMAS
 from schemas.catalog import SUBSYSTEMS
+from services.cold.decode import FILE_SCHEMAS
 from services.cold.layout import scan, visible
 from services.common.errors import FleetError
 
 VIEWS: tuple[str, ...] = (*SUBSYSTEMS, "alerts")
 TIMESTAMP_UTC = pa.timestamp("ms", tz="UTC")
 
-# Columns the cold path adds to every file: where the record was in Kafka and when the bridge got it.
-KAFKA_FIELDS = (
-    pa.field("kafka_partition", pa.int32(), nullable=False),
-    pa.field("kafka_offset", pa.int64(), nullable=False),
-    pa.field("received_at", TIMESTAMP_UTC, nullable=True),
-)
-
-# The alert record (services/hot/alerts.py) as the lake stores it: `value` as a string (a reading
-# or a trouble code), times as UTC timestamps.
-ALERT_FIELDS = (
-    pa.field("alert_id", pa.string(), nullable=False),
-    pa.field("vin", pa.string(), nullable=False),
-    pa.field("rule", pa.string(), nullable=False),
-    pa.field("subsystem", pa.string(), nullable=False),
-    pa.field("severity", pa.string(), nullable=False),
-    pa.field("status", pa.string(), nullable=False),
-    pa.field("value", pa.string(), nullable=True),
-    pa.field("threshold", pa.float64(), nullable=True),
-    pa.field("started_at", TIMESTAMP_UTC, nullable=False),
-    pa.field("ts", TIMESTAMP_UTC, nullable=False),
-    pa.field("detected_at", TIMESTAMP_UTC, nullable=False),
-    pa.field("message", pa.string(), nullable=False),
-    pa.field("signal", pa.string(), nullable=True),
-)
-
 
 def lake_schema(view: str) -> pa.Schema:
-    """The columns of one lake folder's files (the lake contract)."""
-    base = list(SCHEMAS[view]) if view in SCHEMAS else list(ALERT_FIELDS)
-    return pa.schema([*base, *KAFKA_FIELDS])
+    """The columns of one lake folder's files: what the cold writer writes (services/cold/decode.py)."""
+    return FILE_SCHEMAS[view]
 
 
 class QueryError(FleetError):
