@@ -125,7 +125,12 @@ def build_app(settings: HotSettings, kafka: KafkaSettings) -> faust.App:
         topic_allow_declare=True,
         topic_disable_leader=True,
         broker_commit_interval=settings.commit_interval_s,
-        producer_linger=0.005,  # changelog records of a batch leave together, not one request each
+        producer_linger=0.005,  # changelog records of a commit leave together, not one request each
+        # One record per record batch: Tansu answers ListOffsets(latest) with the last batch's base
+        # offset + 1, and Faust's Table recovery reads the changelog only up to that; with a
+        # commit's state records batched, a restarted worker restored stale states and raised an
+        # episode twice (a brake-pad episode, once in a CI run). Batches still share requests.
+        producer_max_batch_size=1,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_max_poll_records=settings.batch_max,  # the largest batch `evaluate` gets
