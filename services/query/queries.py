@@ -56,15 +56,20 @@ URBAN_MAX_KMH = 40.0
 SUBURBAN_MAX_KMH = 80.0
 
 
-def _leaderboard(f: Filters, s: QuerySettings) -> str:
-    return f"""
-WITH dist AS (
+def _car_totals(f: Filters) -> str:
+    """CTEs `dist` and `fuel`: each car's counter change (max - min) over the range."""
+    return f"""dist AS (
     SELECT vin, max(odometer_km) - min(odometer_km) AS distance_km
     FROM chassis WHERE {f.where()} GROUP BY vin
 ), fuel AS (
     SELECT vin, max(fuel_used_l) - min(fuel_used_l) AS fuel_l
     FROM engine WHERE {f.where()} GROUP BY vin
-), cars AS (
+)"""
+
+
+def _leaderboard(f: Filters, s: QuerySettings) -> str:
+    return f"""
+WITH {_car_totals(f)}, cars AS (
     -- ranked on the shown precision: cars equal to 0.001 L/100 km share a rank
     SELECT vin, distance_km, fuel_l, round(fuel_l / distance_km * 100, 3) AS l_per_100km,
         CASE WHEN fuel_l > 0 THEN distance_km / fuel_l END AS km_per_l
@@ -192,13 +197,7 @@ ORDER BY list_position(['urban', 'suburban', 'highway', 'standing'], road)
 
 def _by_mode(f: Filters, s: QuerySettings) -> str:
     return f"""
-WITH dist AS (
-    SELECT vin, max(odometer_km) - min(odometer_km) AS distance_km
-    FROM chassis WHERE {f.where()} GROUP BY vin
-), fuel AS (
-    SELECT vin, max(fuel_used_l) - min(fuel_used_l) AS fuel_l
-    FROM engine WHERE {f.where()} GROUP BY vin
-), modes AS (
+WITH {_car_totals(f)}, modes AS (
     SELECT vin, mode(performance_mode) AS mode
     FROM transmission WHERE {f.where()} AND performance_mode IS NOT NULL GROUP BY vin
 ), cars AS (
