@@ -8,12 +8,13 @@ reacts to what the broker answers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, UnknownError
 from aiokafka.helpers import create_ssl_context
@@ -94,6 +95,42 @@ def make_consumer(
     }
     kwargs.update(overrides)
     return AIOKafkaConsumer(*topics, **kwargs)
+
+
+async def exact_end_offsets(
+    settings: KafkaSettings, partitions: Iterable[TopicPartition], within_s: float = 2.0
+) -> dict[TopicPartition, int]:
+    """The offset after each partition's last record, even where the broker's end offset is short.
+
+    Tansu answers ListOffsets(latest) with the newest record *batch's* base offset + 1 (pinned in
+    test_conformance_kafka.py), so a partition written in batches reports an end offset inside its
+    last batch. Fetching from that offset returns the whole batch; its last record gives the true
+    end. On Apache Kafka the fetch finds the record before the end and changes nothing. A partition
+    whose fetch brings nothing within `within_s` keeps the broker's answer.
+    """
+    wanted = list(partitions)
+    consumer = make_consumer(
+        settings, group_id=None, role="end-offsets", fetch_max_wait_ms=LIVE_FETCH_WAIT_MS
+    )
+    await consumer.start()
+    try:
+        ends: dict[TopicPartition, int] = dict(await consumer.end_offsets(wanted))
+        pending = {tp for tp, end in ends.items() if end > 0}
+        if pending:
+            consumer.assign(list(pending))
+            for tp in pending:
+                consumer.seek(tp, ends[tp] - 1)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within_s):
+                    while pending:
+                        fetched = await consumer.getmany(*pending, timeout_ms=100)
+                        for tp, records in fetched.items():
+                            if records:
+                                ends[tp] = max(ends[tp], records[-1].offset + 1)
+                                pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return {tp: ends[tp] for tp in wanted}
 
 
 async def start_producer(

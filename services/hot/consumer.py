@@ -35,7 +35,8 @@ from typing import Any, cast
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from services.common.kafka import LIVE_FETCH_WAIT_MS
+from services.common.kafka import LIVE_FETCH_WAIT_MS, exact_end_offsets
+from services.common.settings import KafkaSettings
 from services.hot.evaluator import Record
 
 RecordsHandler = Callable[[list[Record]], Awaitable[None]]
@@ -60,9 +61,22 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     _batch_done: asyncio.Event | None = None
     _commit_lock: asyncio.Lock | None = None  # a commit and a batch's acks never interleave
+    _deferred: list[tuple[dict[Any, range], int]]  # acks of batches evaluated during a commit
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deferred = []
 
     def _new_consumer_thread(self) -> LiveFetchConsumerThread:
         return LiveFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def highwaters(self, *partitions: Any) -> Any:
+        """End offsets for Faust's changelog recovery, counting every record of the last batch.
+
+        Recovery reads a changelog up to this; Tansu's end offset stops inside the last record
+        batch, and a worker restored that way raised an episode twice after kill -9.
+        """
+        return await exact_end_offsets(cast(HotApp, self.app).kafka_settings, partitions)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         app = cast(HotApp, self.app)
@@ -126,18 +140,20 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._batch_done.clear()
         try:
             await app.on_records(batch)
-            async with self._lock():
-                # a batch from before a rebalance is not acked: its partitions' next owner replays it
-                if app.consumer_generation_id == generation:
-                    self._ack_offsets(offsets)
+            if self._lock().locked():  # a commit is writing state: ack once it is done, don't wait
+                self._deferred.append((offsets, generation))
+            else:
+                self._ack_offsets(offsets, generation)
         finally:
             self._batch_done.set()
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
 
-    def _ack_offsets(self, offsets: dict[Any, range]) -> None:
+    def _ack_offsets(self, offsets: dict[Any, range], generation: int) -> None:
         """What `Consumer.ack` records for each message, for a fetch's offset ranges at once."""
+        if cast(HotApp, self.app).consumer_generation_id != generation:
+            return  # a batch from before a rebalance is not acked: its partitions' next owner replays it
         for tp, tp_offsets in offsets.items():
             committed = self._committed_offset[tp]
             index = self._acked_index[tp]
@@ -154,12 +170,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
     async def commit(self, *args: Any, **kwargs: Any) -> bool:
         """Faust's commit, once the state its acked frames produced is in the changelog.
 
-        `before_commit` writes (and waits for) the app's pending state records first. Meanwhile no
-        batch acks its offsets: a frame acked now would be committed with its state unwritten.
+        `before_commit` writes (and waits for) the app's pending state records first. Batches
+        evaluated meanwhile keep going (an alert is not held up by a commit) but ack their offsets
+        only after it: a frame acked now would be committed with its state unwritten.
         """
         async with self._lock():
             await cast(HotApp, self.app).before_commit()
-            return bool(await super().commit(*args, **kwargs))
+            committed = bool(await super().commit(*args, **kwargs))
+            deferred, self._deferred = self._deferred, []
+            for offsets, generation in deferred:  # evaluated meanwhile: their state goes next time
+                self._ack_offsets(offsets, generation)
+            return committed
 
     async def wait_empty(self) -> None:
         """Partitions are being revoked: let the batch in evaluation finish, then Faust's own wait."""
@@ -190,6 +211,7 @@ class HotApp(faust.App):
     """
 
     batch_topics: frozenset[str] = frozenset()
+    kafka_settings: KafkaSettings = KafkaSettings()
     on_records: RecordsHandler = staticmethod(_no_handler)
     before_commit: Callable[[], Awaitable[None]] = staticmethod(_nothing)
 

@@ -16,7 +16,12 @@ from aiokafka.admin import NewTopic
 from aiokafka.errors import UnknownError
 
 from services.common import topics
-from services.common.kafka import LIVE_FETCH_WAIT_MS, make_consumer, start_producer
+from services.common.kafka import (
+    LIVE_FETCH_WAIT_MS,
+    exact_end_offsets,
+    make_consumer,
+    start_producer,
+)
 from services.common.partitioning import partition_for
 from services.common.settings import KafkaSettings
 
@@ -244,6 +249,8 @@ async def test_tansu_end_offset_is_last_batch_start_plus_one(kafka, admin, names
     records = await consume_all(kafka, topic, 40)
     assert [r.offset for r in records] == list(range(40)) == offsets  # every record is there
     assert 1 <= end < 40, f"end offset {end}: Tansu now reports the true end (40); drop this pin"
+    # What Faust's changelog recovery uses in the hot worker instead (BatchConsumer.highwaters).
+    assert await exact_end_offsets(kafka, [tp]) == {tp: 40}
 
 
 async def _delivery_delays_ms(kafka, topic: str, fetch_max_wait_ms: int) -> list[float]:
