@@ -9,8 +9,10 @@ processes, the simulator in this process publishing QoS1 at 1 Hz x 5 subsystems 
   (frames published - frames the stage has handled, in seconds of traffic) stayed under
   `MAX_LAG_S` in the second half, every stage caught up within `MAX_DRAIN_S` after the last
   frame, and memory stayed bounded: the bridge and hot grew by at most 25% (+64 MiB) between a
-  third of the run and its end, cold stayed within its buffer budget (FLEET_COLD_MEMORY_BUDGET_BYTES,
-  512 MiB) over its size at the start (it buffers up to 5 minutes of records by design), and
+  third of the run and its end, cold grew by at most its buffer budget
+  (FLEET_COLD_MEMORY_BUDGET_BYTES, 512 MiB) + 25% + 64 MiB over its size at the start (it buffers
+  up to 5 minutes of records by design; the budget counts the buffered records, and a flush needs
+  working memory on top: the partition's values joined once more and its Arrow columns), and
   Tansu is reported, not judged: its in-memory storage keeps every record (no retention).
 - Lag is counted from the services' /metrics (bridge produced, hot frames, cold consumed), not
   from Kafka offsets: Tansu's end offsets under-report batched records (see README quirks).
@@ -102,13 +104,14 @@ class Trial:
         return max(0.0, (sample.published - sample.handled.get(stage, 0.0)) / rate)
 
     def memory_bounded(self, growth: dict[str, float]) -> bool:
-        """Bridge and hot grow by at most 25% + 64 MiB; cold stays within its buffer budget."""
+        """Bridge and hot grow by at most 25% + 64 MiB; cold by its buffer budget + 25% + 64 MiB."""
         if len(self.samples) < 3:
             return False
         first, last = self.samples[0], self.samples[-1]
         third = next(s for s in self.samples if s.t >= self.seconds / 3)
         steady = all(growth.get(n, 0.0) <= 0.25 * third.rss.get(n, 0.0) + 64 for n in ("bridge", "hot"))
-        return steady and last.rss.get("cold", 0.0) <= first.rss.get("cold", 0.0) + COLD_BUDGET_MIB
+        cold_bound = first.rss.get("cold", 0.0) + 1.25 * COLD_BUDGET_MIB + 64
+        return steady and last.rss.get("cold", 0.0) <= cold_bound
 
     def verdict(self) -> dict[str, Any]:
         """Whether the fleet was sustained, and why not."""
@@ -283,7 +286,8 @@ async def run(tmp: Path, sizes: Sequence[int], trial_s: float, run_s: float) -> 
                     "max_lag_s": MAX_LAG_S,
                     "max_drain_s": MAX_DRAIN_S,
                     "memory": "bridge, hot: growth <= 25% + 64 MiB from 1/3 of the run to its end; "
-                    "cold: within its 512 MiB buffer budget; tansu (in-memory storage): reported only",
+                    "cold: growth <= its 512 MiB buffer budget + 25% + 64 MiB; "
+                    "tansu (in-memory storage): reported only",
                 },
                 "goal": "2,000 cars",
             },

@@ -29,6 +29,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -426,6 +427,7 @@ class ColdWriter:
         consumer.subscribe(self.topics, listener=_Listener(archiver))
         await consumer.start()
         self._consumer, self._archiver = consumer, archiver
+        gc.freeze()  # what lives as long as the process stays out of full collections' walk
         self.metrics.lag = self._lag
         log.info(
             "cold writer started",

@@ -50,13 +50,14 @@ class StateWriter:
     """Each car's newest state: in the Table at once, in its changelog once per commit.
 
     The consumer awaits `flush` before every offset commit and holds back the acks of batches
-    evaluated meanwhile until the commit is done (services/hot/consumer.py), so every state a committed frame produced is acknowledged in the
-    changelog before the commit, while a car's many changes between two commits (about one per
-    fetch at low latency) cost one changelog record instead of one each. Alerts are sent at once
-    but acknowledged here too, before any state that remembers them is written: a state that
-    reached the changelog without its alert would never raise it again. Waiting for the acks also
-    bounds memory: a slow broker slows the commits, not a queue that grows. A crash loses both the
-    unsent states and the uncommitted offsets: the frames replay onto the restored state.
+    evaluated meanwhile until the commit is done (services/hot/consumer.py), so every state a
+    committed frame produced is acknowledged in the changelog before the commit, while a car's
+    many changes between two commits (about one per fetch at low latency) cost one changelog
+    record instead of one each. Alerts are sent at once but acknowledged here too, before any
+    state that remembers them is written: a state that reached the changelog without its alert
+    would never raise it again. Waiting for the acks also bounds memory: a slow broker slows the
+    commits, not a queue that grows. A crash loses both the unsent states and the uncommitted
+    offsets: the frames replay onto the restored state.
     """
 
     def __init__(self, table: Any):
