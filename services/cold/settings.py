@@ -51,7 +51,7 @@ class ColdSettings(Settings):
     )
     dedup_window: int = env(
         "FLEET_COLD_DEDUP_WINDOW",
-        50_000,
+        10_000,
         "frames per partition whose (vin, seq, ts) is remembered to drop redelivered copies (0: off)",
     )
     compact_grace_s: float = env(

@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.cold.buffer import KafkaRecord, PartitionBuffer, Records, Trigger, Triggers
-from services.cold.dedup import RecentFrames
+from services.cold.dedup import IDENTITY_BYTES, RecentFrames
 from services.cold.flush import FlushResult, ParquetOptions, recover, write_flush
 from services.cold.metrics import ColdMetrics
 from services.cold.settings import ColdSettings
@@ -358,8 +358,9 @@ class Archiver:
 
     # --- accounting ------------------------------------------------------------------------------
     def buffered_bytes(self) -> int:
-        """Memory held by every buffer and every queued flush."""
-        return sum(b.nbytes for b in self.buffers.values()) + self._queued_bytes
+        """Memory held by every buffer, every queued flush and the redelivery windows."""
+        windows = IDENTITY_BYTES * sum(len(r) for r in self.recent.values())
+        return sum(b.nbytes for b in self.buffers.values()) + self._queued_bytes + windows
 
     def _gauges(self) -> None:
         m = self.metrics

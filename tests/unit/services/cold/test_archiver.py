@@ -5,6 +5,7 @@ from aiokafka import TopicPartition
 
 from services.cold import writer as writer_mod
 from services.cold.buffer import Triggers
+from services.cold.dedup import IDENTITY_BYTES
 from services.cold.flush import ParquetOptions
 from services.cold.writer import Archiver
 from tests.unit.services.cold.support import KINDS, FakePort, frames, lake_offsets, records
@@ -78,6 +79,16 @@ async def test_memory_budget_flushes_the_largest_partition(tmp_path):
     assert port.commits == [(ENGINE, 90)]
     assert arch.metrics.flushes["memory"] == 1
     assert arch.buffered_bytes() <= 50_000
+
+
+async def test_the_redelivery_window_counts_in_the_memory_budget(tmp_path):
+    port, budget = FakePort(tmp_path, KINDS), 100_000_000
+    arch = Archiver(tmp_path, KINDS, TRIGGERS, budget, ParquetOptions(), port, clock=Clock(), dedup_window=50)
+    await arch.assigned([ENGINE])
+    arch.add(ENGINE, _engine(100))
+    await _flush_due(arch)  # rows: written, and the last 50 identities remembered
+    assert port.commits == [(ENGINE, 100)]
+    assert arch.buffered_bytes() == 50 * IDENTITY_BYTES
 
 
 async def test_assignment_recovers_the_position_from_the_lake_not_the_group(tmp_path):
