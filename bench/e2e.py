@@ -11,9 +11,10 @@ processes, the simulator in this process publishing QoS1 at 1 Hz x 5 subsystems 
   `MAX_LAG_S` in the second half, every stage caught up within `MAX_DRAIN_S` after the last
   frame, and memory stayed bounded: the bridge and hot grew by at most 25% (+64 MiB) between a
   third of the run and its end, cold grew by at most its buffer budget
-  (FLEET_COLD_MEMORY_BUDGET_BYTES, 512 MiB) + 25% + 64 MiB over its size at the start (it buffers
-  up to 5 minutes of records by design; the budget counts the buffered records, and a flush needs
-  working memory on top: the partition's values joined once more and its Arrow columns), and
+  (FLEET_COLD_MEMORY_BUDGET_BYTES, 512 MiB) + 25% + 64 MiB over its size at the start (it
+  buffers up to FLEET_COLD_FLUSH_SPAN_S of records by design; the budget counts the buffered
+  records, and a flush needs working memory on top: the partition's values joined once more and
+  its Arrow columns), and
   Tansu is reported, not judged: its in-memory storage keeps every record (no retention).
 - Lag is counted from the services' /metrics (bridge produced, hot frames, cold consumed), not
   from Kafka offsets: Tansu's end offsets under-report batched records (see README quirks).

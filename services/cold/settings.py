@@ -32,7 +32,7 @@ class ColdSettings(Settings):
     )
     flush_span_s: float = env(
         "FLEET_COLD_FLUSH_SPAN_S",
-        300.0,
+        120.0,
         "flush a partition when its buffer spans this much Kafka record time (s)",
     )
     idle_s: float = env(
