@@ -57,7 +57,7 @@ from typing import Any, TypeVar
 import pyarrow.parquet as pq
 
 from bench.bridge import stop_system
-from bench.hot_peer import CARS, FAULT_RATE, SEED, create_topics, preload, topics_for
+from bench.hot_peer import CARS, FAULT_RATE, SEED, create_topics, paced_frames, preload, topics_for
 from bench.results import result, write_results
 from schemas.catalog import SUBSYSTEMS
 from services.common.kafka import make_consumer, start_producer
@@ -355,28 +355,17 @@ async def freshness(
     state = {"sampling": True, "produced": 0}
 
     async def produce() -> None:
-        t0 = time.monotonic()
-        tick = 0
-        while True:
-            frames = fleet.step()
-            slices = 20  # one second of frames spread over 50 ms slices
-            per_slice = max(1, len(frames) // slices)
-            for s in range(0, len(frames), per_slice):
-                for vin, sub, frame in frames[s : s + per_slice]:
-                    now_ms = int(time.time() * 1000)
-                    frame["ts"] = now_ms
-                    if state["sampling"] and vin in probes:
-                        pending[(sub, vin, frame["seq"])] = now_ms
-                    headers = [
-                        ("mqtt_topic", f"fleet/{vin}/{sub}".encode()),
-                        ("received_ms", str(now_ms).encode()),
-                    ]
-                    await producer.send(FRESH_PREFIX + sub, encode(frame), key=vin.encode(), headers=headers)
-                    state["produced"] += 1
-                due = t0 + tick + (s // per_slice + 1) / slices
-                if (delay := due - time.monotonic()) > 0:
-                    await asyncio.sleep(delay)
-            tick += 1
+        # one second of frames spread over 50 ms slices
+        async for _, vin, sub, frame in paced_frames(fleet, slices=20):
+            now_ms = frame["ts"]
+            if state["sampling"] and vin in probes:
+                pending[(sub, vin, frame["seq"])] = now_ms
+            headers = [
+                ("mqtt_topic", f"fleet/{vin}/{sub}".encode()),
+                ("received_ms", str(now_ms).encode()),
+            ]
+            await producer.send(FRESH_PREFIX + sub, encode(frame), key=vin.encode(), headers=headers)
+            state["produced"] += 1
 
     sender = asyncio.ensure_future(produce())
     seen: set[tuple[str, str, int]] = set()

@@ -30,7 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.bridge import stop_system
-from bench.hot_peer import preload, run_peer
+from bench.hot_peer import paced_frames, preload, run_peer
 from bench.results import result, write_results
 from schemas.catalog import SUBSYSTEMS
 from services.common.kafka import LIVE_FETCH_WAIT_MS, start_producer
@@ -138,30 +138,18 @@ async def latency(stack: Stack, tmp: Path, rate: int, seconds: float) -> dict[st
         fleet = Fleet(FleetConfig(cars=cars, seed=5))
         rng = random.Random(5)
         probes = set(rng.sample(range(cars), k=min(cars, PROBE_CARS)))  # cars whose trouble code toggles
-        t0 = time.monotonic()
-        tick = 0
-        while time.monotonic() - t0 < seconds:
-            frames = fleet.step()
-            slices = 50  # spread one second of frames over 20 ms slices
-            per_slice = max(1, len(frames) // slices)
-            for s in range(0, len(frames), per_slice):
-                for vin, sub, frame in frames[s : s + per_slice]:
-                    now_ms = int(time.time() * 1000)
-                    frame["ts"] = now_ms
-                    if sub == "electronics" and int(vin[-11:]) in probes:
-                        on = (tick + int(vin[-11:])) % 6 < 3  # on for 3 s, off for 3 s
-                        frame["dtc_list"] = ["P0217"] if on else []
-                        frame["dtc_count"] = len(frame["dtc_list"])
-                    await producer.send(
-                        "lat." + sub,
-                        encode(frame),
-                        key=vin.encode(),
-                        headers=[("received_ms", str(now_ms).encode())],
-                    )
-                due = t0 + tick + (s // per_slice + 1) / slices
-                if (delay := due - time.monotonic()) > 0:
-                    await asyncio.sleep(delay)
-            tick += 1
+        # one second of frames spread over 20 ms slices
+        async for tick, vin, sub, frame in paced_frames(fleet, slices=50, seconds=seconds):
+            if sub == "electronics" and int(vin[-11:]) in probes:
+                on = (tick + int(vin[-11:])) % 6 < 3  # on for 3 s, off for 3 s
+                frame["dtc_list"] = ["P0217"] if on else []
+                frame["dtc_count"] = len(frame["dtc_list"])
+            await producer.send(
+                "lat." + sub,
+                encode(frame),
+                key=vin.encode(),
+                headers=[("received_ms", str(frame["ts"]).encode())],
+            )
         await producer.flush()
         await asyncio.sleep(3)
         collector.cancel()

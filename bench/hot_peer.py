@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,27 @@ SEED = 3
 FAULT_RATE = 5.0  # faults per car per hour of vehicle time: a few dozen episodes in 200,000 frames
 # infra/topics.yaml's telemetry config. QuixStreams needs retention.ms on its input topics.
 TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "604800000"}
+
+
+async def paced_frames(
+    fleet: Fleet, slices: int, seconds: float | None = None
+) -> AsyncIterator[tuple[int, str, str, dict[str, Any]]]:
+    """(tick, vin, subsystem, frame) live: a tick of vehicle time per wall-clock second, spread
+    over `slices` even parts of it, each frame's `ts` the wall clock as it is yielded. Ends at the
+    first tick boundary after `seconds` (never when None)."""
+    t0 = time.monotonic()
+    tick = 0
+    while seconds is None or time.monotonic() - t0 < seconds:
+        frames = fleet.step()
+        per_slice = max(1, len(frames) // slices)
+        for s in range(0, len(frames), per_slice):
+            for vin, sub, frame in frames[s : s + per_slice]:
+                frame["ts"] = int(time.time() * 1000)
+                yield tick, vin, sub, frame
+            due = t0 + tick + (s // per_slice + 1) / slices
+            if (delay := due - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+        tick += 1
 
 
 def topics_for(prefix: str) -> list[str]:

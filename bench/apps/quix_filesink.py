@@ -46,7 +46,7 @@ from quixstreams import Application
 from quixstreams.sinks.community.file.formats import ParquetFormat
 from quixstreams.sinks.community.file.local import LocalFileSink
 
-from bench.apps.quix_rules import CONSUMER_CONFIG, PRODUCER_CONFIG, SUBSYSTEMS, Meter
+from bench.apps.quix_rules import SUBSYSTEMS, Meter, metered_application
 from services.common.settings import KafkaSettings
 
 
@@ -60,18 +60,7 @@ def build_app(
     compression: Any = "snappy",
 ) -> Application:
     """The Application: five input dataframes, each into a Parquet sink under the current folder."""
-    app = Application(
-        broker_address=bootstrap,
-        consumer_group=group,
-        auto_offset_reset="earliest",
-        commit_interval=commit_interval,
-        processing_guarantee="at-least-once",
-        consumer_extra_config=CONSUMER_CONFIG,
-        producer_extra_config=PRODUCER_CONFIG,
-        on_message_processed=meter.processed,
-        loglevel="WARNING",
-    )
-    meter.app = app
+    app = metered_application(bootstrap, group, meter, commit_interval=commit_interval)
     for sub in SUBSYSTEMS:
         topic = app.topic(prefix + sub, key_deserializer="bytes", value_deserializer="json")
         # {"vin": ..., "ts": ..., "seq": ..., <signal>: ...} -> one Parquet row

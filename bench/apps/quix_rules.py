@@ -375,6 +375,27 @@ class Meter:
         }
 
 
+def metered_application(
+    bootstrap: str, group: str, meter: Meter, *, commit_interval: float, **extra: Any
+) -> Application:
+    """An Application with the controls every QuixStreams peer shares (earliest, at-least-once, the
+    group timings and acks above), counted by `meter`."""
+    app = Application(
+        broker_address=bootstrap,
+        consumer_group=group,
+        auto_offset_reset="earliest",
+        commit_interval=commit_interval,
+        processing_guarantee="at-least-once",
+        consumer_extra_config=CONSUMER_CONFIG,
+        producer_extra_config=PRODUCER_CONFIG,
+        on_message_processed=meter.processed,
+        loglevel="WARNING",
+        **extra,
+    )
+    meter.app = app
+    return app
+
+
 def build_app(
     bootstrap: str,
     prefix: str,
@@ -388,20 +409,14 @@ def build_app(
     merged: bool = False,
 ) -> Application:
     """The Application with its five input dataframes, the rules and the alerts sink (not run)."""
-    app = Application(
-        broker_address=bootstrap,
-        consumer_group=group,
-        auto_offset_reset="earliest",
+    app = metered_application(
+        bootstrap,
+        group,
+        meter,
         commit_interval=commit_interval,
-        processing_guarantee="at-least-once",
         state_dir=state_dir,
         use_changelog_topics=True,
-        consumer_extra_config=CONSUMER_CONFIG,
-        producer_extra_config=PRODUCER_CONFIG,
-        on_message_processed=meter.processed,
-        loglevel="WARNING",
     )
-    meter.app = app
     loads, dumps = (orjson.loads, orjson.dumps) if json_lib == "orjson" else (json.loads, stdlib_dumps)
     alerts = app.topic(alerts_topic, key_serializer="bytes", value_serializer=JSONSerializer(dumps=dumps))
     frames = {
