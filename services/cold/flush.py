@@ -21,19 +21,24 @@ twice, none lost. A single-file flush needs no journal: its one rename is atomic
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from schemas.catalog import SCHEMA_VERSION
 from services.cold import layout
 from services.cold.buffer import Records
 from services.cold.decode import FILE_SCHEMAS, MS_UTC, REJECT_SCHEMA, decode_values
 from services.cold.dedup import DUPLICATE, Identity, RecentFrames
+from services.cold.rollup import with_rollup
 from services.cold.settings import ALERTS_KIND, ZSTD_LEVEL
 
 log = logging.getLogger(__name__)
@@ -47,18 +52,37 @@ class ParquetOptions:
     row_group_rows: int = 250_000
 
     def write(self, table: pa.Table, path: Path) -> None:
-        """Write `table` to `path` and fsync it."""
-        level = ZSTD_LEVEL if self.compression == "zstd" else None
+        """Write `table` to `path` with its per-car rollup in the footer (rollup.py), and fsync it."""
         with path.open("wb") as sink:
-            pq.write_table(
-                table,
-                sink,
-                compression=self.compression,
-                compression_level=level,
-                row_group_size=self.row_group_rows,
-            )
+            self.write_to(table, sink)
             sink.flush()
             os.fsync(sink.fileno())
+
+    def write_to(self, table: pa.Table, sink: BinaryIO) -> None:
+        """Write `table` as Parquet into an open binary file."""
+        level = ZSTD_LEVEL if self.compression == "zstd" else None
+        pq.write_table(
+            with_rollup(table),
+            sink,
+            compression=self.compression,
+            compression_level=level,
+            row_group_size=self.row_group_rows,
+        )
+
+
+def warm_up(kinds: Iterable[str], options: ParquetOptions) -> None:
+    """Take one record of each kind through a flush's steps in memory; nothing reaches the lake.
+
+    The first flush would otherwise pay pyarrow's lazy set-up on the clock: importing pandas the
+    first time it converts a list (~0.5 s where pandas is installed), the compute kernels, the
+    codec. The writer runs this while it joins its group, time it spends waiting anyway.
+    """
+    nowhere = Path(os.devnull)
+    for kind in kinds:
+        value = json.dumps({"vin": "WARMUP", "ts": 0, "seq": 1, "schema_version": SCHEMA_VERSION}).encode()
+        records = Records(offsets=[0], values=[value], keys=[None], timestamps=[0], received=[0])
+        for part in build_parts(nowhere, "warm-up", 0, kind, records).parts:
+            options.write_to(part.table, io.BytesIO())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,7 @@ statement cannot undo it. Which files a view reads is the cold path's rule
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +93,8 @@ def lake_files(root: Path, view: str) -> list[Path]:
     return [f.path for f in visible(scan(root, view)) if f.path.parent.parent.parent == own]
 
 
-def view_sql(root: Path, view: str) -> str:
-    """The SELECT behind one view: the folder's visible files, or an empty table with their columns."""
-    files = lake_files(root, view)
+def files_sql(view: str, files: list[Path]) -> str:
+    """The SELECT over a view's files (all, or some), or an empty table with their columns."""
     if files:
         listed = ", ".join(_quote(str(path)) for path in files)
         return (
@@ -113,6 +112,7 @@ class Lake:
     def __init__(self, root: Path, *, threads: int = 0):
         self.root = root.resolve()
         self.con = duckdb.connect(":memory:")
+        self.files: dict[str, list[Path]] = {}  # view -> the files it reads
         self.con.execute("SET TimeZone = 'UTC'")  # timestamps show and truncate in UTC, like the layout
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
@@ -124,21 +124,28 @@ class Lake:
     def refresh(self) -> None:
         """Point every view at the files visible now (new flushes, compactions since the last look)."""
         for view in VIEWS:
-            self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {view_sql(self.root, view)}")
+            self.files[view] = lake_files(self.root, view)
+            self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {files_sql(view, self.files[view])}")
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Result:
-        """Run reading SQL and return the last statement's rows; errors are one-line QueryErrors.
+        """Run reading SQL and return the last statement's rows; errors are one-line QueryErrors."""
+        return self.execute_built(lambda: (sql, params))
 
-        A file compacted away between listing and reading fails the read: the views are listed
-        again and the statement runs once more.
+    def execute_built(self, build: Callable[[], tuple[str, Mapping[str, Any] | None]]) -> Result:
+        """Run the SQL `build()` makes from the current listing (`self.files`); see `execute`.
+
+        A file compacted away between listing and reading fails the read (or `build`, if it
+        reads footers): the views are listed again, and the statement is built and run once more.
         """
-        check_reading(sql)
         try:
+            sql, params = build()
+            check_reading(sql)
             return self._run(sql, params)
-        except duckdb.IOException:
+        except (duckdb.IOException, FileNotFoundError):
             self.refresh()
         except duckdb.Error as exc:
             raise QueryError(one_line(exc)) from None
+        sql, params = build()
         try:
             return self._run(sql, params)
         except duckdb.Error as exc:

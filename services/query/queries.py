@@ -21,8 +21,10 @@ How the numbers are made (the same rules the unit tests compute by hand):
   FLEET_QUERY_MIN_KM in the range are left out (a few hundred metres say nothing about a car).
 - Distance and fuel come from the cars' cumulative counters, `odometer_km` (chassis) and
   `fuel_used_l` (engine), never from integrating speeds or rates. The leaderboard takes each
-  counter's max - min over the range per car: no join and no sort, so it stays fast on a big lake,
-  and it is blind to duplicates and order (the lake is at-least-once: a frame may be there twice).
+  counter's max - min over the range per car: no join and no sort, and blind to duplicates and
+  order (the lake is at-least-once: a frame may be there twice). Files wholly inside the range
+  answer from the per-car min/max in their footer instead of their rows (totals.py; the same
+  numbers, FLEET_QUERY_ROLLUPS=false scans every row), so a whole-range leaderboard reads footers.
 - Trips, idle and by-road need the two counters side by side in time: engine and chassis frames
   of a car are joined on their `ts` (a car stamps all five subsystems of a tick alike), and each
   row carries the change of each counter since the car's previous row: the interval
@@ -44,10 +46,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 from services.query.filters import Filters
 from services.query.lake import Lake, QueryError, Result
 from services.query.settings import QuerySettings
+from services.query.totals import counter_range, plan
 
 # Road type from a car-minute's mean speed over the minute's known intervals (km/h): the simulator's
 # urban roads (50 km/h limit, a stop every ~350 m) average well under 40, suburban (70 km/h) about
@@ -56,20 +60,9 @@ URBAN_MAX_KMH = 40.0
 SUBURBAN_MAX_KMH = 80.0
 
 
-def _car_totals(f: Filters) -> str:
-    """CTEs `dist` and `fuel`: each car's counter change (max - min) over the range."""
-    return f"""dist AS (
-    SELECT vin, max(odometer_km) - min(odometer_km) AS distance_km
-    FROM chassis WHERE {f.where()} GROUP BY vin
-), fuel AS (
-    SELECT vin, max(fuel_used_l) - min(fuel_used_l) AS fuel_l
-    FROM engine WHERE {f.where()} GROUP BY vin
-)"""
-
-
-def _leaderboard(f: Filters, s: QuerySettings) -> str:
+def _leaderboard(f: Filters, s: QuerySettings, totals: str) -> str:
     return f"""
-WITH {_car_totals(f)}, cars AS (
+WITH {totals}, cars AS (
     -- ranked on the shown precision: cars equal to 0.001 L/100 km share a rank
     SELECT vin, distance_km, fuel_l, round(fuel_l / distance_km * 100, 3) AS l_per_100km,
         CASE WHEN fuel_l > 0 THEN distance_km / fuel_l END AS km_per_l
@@ -135,7 +128,7 @@ def _trip_rows(f: Filters) -> str:
 )"""
 
 
-def _trips(f: Filters, s: QuerySettings) -> str:
+def _trips(f: Filters, s: QuerySettings, totals: str) -> str:
     return f"""
 WITH {_trip_rows(f)}, trips AS (
     SELECT vin, trip_no, min(ts) FILTER (WHERE in_trip) AS start, max(ts) AS "end",
@@ -154,7 +147,7 @@ ORDER BY vin, start
 """
 
 
-def _idle(f: Filters, s: QuerySettings) -> str:
+def _idle(f: Filters, s: QuerySettings, totals: str) -> str:
     return f"""
 WITH {_steps(f)}, per_car AS (
     SELECT vin,
@@ -171,7 +164,7 @@ FROM per_car ORDER BY idle_fuel_l DESC, vin
 """
 
 
-def _by_road(f: Filters, s: QuerySettings) -> str:
+def _by_road(f: Filters, s: QuerySettings, totals: str) -> str:
     return f"""
 WITH {_steps(f)}, minutes AS (
     SELECT vin, time_bucket(INTERVAL 1 MINUTE, ts) AS minute,
@@ -195,9 +188,9 @@ ORDER BY list_position(['urban', 'suburban', 'highway', 'standing'], road)
 """
 
 
-def _by_mode(f: Filters, s: QuerySettings) -> str:
+def _by_mode(f: Filters, s: QuerySettings, totals: str) -> str:
     return f"""
-WITH {_car_totals(f)}, modes AS (
+WITH {totals}, modes AS (
     SELECT vin, mode(performance_mode) AS mode
     FROM transmission WHERE {f.where()} AND performance_mode IS NOT NULL GROUP BY vin
 ), cars AS (
@@ -232,7 +225,7 @@ episodes AS (
 )"""
 
 
-def _health(f: Filters, s: QuerySettings) -> str:
+def _health(f: Filters, s: QuerySettings, totals: str) -> str:
     return f"""
 WITH {_episodes(f)}
 SELECT vin, count(*) FILTER (WHERE in_range) AS episodes,
@@ -246,7 +239,7 @@ ORDER BY open_critical DESC, open DESC, critical DESC, episodes DESC, vin
 """
 
 
-def _open_alerts(f: Filters, s: QuerySettings) -> str:
+def _open_alerts(f: Filters, s: QuerySettings, totals: str) -> str:
     return f"""
 WITH {_episodes(f)}
 SELECT vin, rule, signal, severity, started_at, last_ts, value, threshold, message, alert_id
@@ -255,7 +248,7 @@ ORDER BY list_position(['critical', 'warning', 'info'], severity), started_at, v
 """
 
 
-def _freshness(f: Filters, s: QuerySettings) -> str:
+def _freshness(f: Filters, s: QuerySettings, totals: str) -> str:
     parts = [
         f"""SELECT '{view}' AS "table", {i} AS pos, count(*) AS rows, count(DISTINCT vin) AS cars,
         max(ts) AS newest_ts, max(received_at) AS newest_received_at
@@ -278,20 +271,36 @@ FROM newest ORDER BY pos
 
 @dataclasses.dataclass(frozen=True)
 class Query:
-    """One canned question."""
+    """One canned question.
+
+    `sql(filters, settings, totals)`: `totals` holds the CTEs `dist` (vin, distance_km) and `fuel`
+    (vin, fuel_l), each car's counter change over the range, for the queries that rank cars
+    (`ranks_cars`); it is empty for the others.
+    """
 
     name: str
     help: str
-    sql: Callable[[Filters, QuerySettings], str]
+    sql: Callable[[Filters, QuerySettings, str], str]
+    ranks_cars: bool = False
 
 
 QUERIES: dict[str, Query] = {
     q.name: q
     for q in (
-        Query("leaderboard", "fuel efficiency per car: L/100 km, km/L, rank, fleet percentile", _leaderboard),
+        Query(
+            "leaderboard",
+            "fuel efficiency per car: L/100 km, km/L, rank, fleet percentile",
+            _leaderboard,
+            ranks_cars=True,
+        ),
         Query("trips", "trips per car (engine on, cut at long stops): distance, fuel, efficiency", _trips),
         Query("by-road", "efficiency by road type, inferred from each car-minute's mean speed", _by_road),
-        Query("by-mode", "efficiency by drive mode (performance_mode: eco / normal / sport)", _by_mode),
+        Query(
+            "by-mode",
+            "efficiency by drive mode (performance_mode: eco / normal / sport)",
+            _by_mode,
+            ranks_cars=True,
+        ),
         Query("idle", "fuel burned standing still with the engine running, per car", _idle),
         Query("health", "alert episodes per car by severity, and how many are open now", _health),
         Query("open-alerts", "alert episodes raised or escalated and not cleared", _open_alerts),
@@ -300,12 +309,27 @@ QUERIES: dict[str, Query] = {
 }
 
 
-def query_sql(name: str, filters: Filters, settings: QuerySettings) -> str:
-    """The SQL of a canned query; QueryError for an unknown name."""
+def find_query(name: str) -> Query:
+    """The canned query called `name`; QueryError for an unknown name."""
     query = QUERIES.get(name)
     if query is None:
         raise QueryError(f"unknown query {name!r}: expected one of {', '.join(QUERIES)}")
-    return query.sql(filters, settings)
+    return query
+
+
+def car_totals(lake: Lake, f: Filters, settings: QuerySettings) -> tuple[str, dict[str, Any]]:
+    """The `dist` and `fuel` CTEs over the lake's current files, and their parameters (totals.py)."""
+    ctes: list[str] = []
+    params: dict[str, Any] = {}
+    for name, alias, view, column in (
+        ("dist", "distance_km", "chassis", "odometer_km"),
+        ("fuel", "fuel_l", "engine", "fuel_used_l"),
+    ):
+        source = plan(lake.files[view], view, column, f, use_rollups=settings.rollups)
+        cte, values = counter_range(name, alias, source, f)
+        ctes.append(cte)
+        params |= values
+    return ", ".join(ctes), params
 
 
 def run_query(
@@ -316,12 +340,18 @@ def run_query(
     now: dt.datetime | None = None,
 ) -> Result:
     """Run a canned query; `now` (default: the wall clock) is what freshness measures lag against."""
-    sql = query_sql(name, filters, settings)
+    query = find_query(name)
     values = {
         "gap_s": settings.gap_s,
         "stop_s": settings.stop_s,
         "min_km": settings.min_km,
         "now": now or dt.datetime.now(dt.UTC),
     }
-    params = filters.params(sql) | {k: v for k, v in values.items() if f"${k}" in sql}
-    return lake.execute(sql, params)
+
+    def build() -> tuple[str, dict[str, Any]]:
+        totals, params = car_totals(lake, filters, settings) if query.ranks_cars else ("", {})
+        sql = query.sql(filters, settings, totals)
+        params |= filters.params(sql) | {k: v for k, v in values.items() if f"${k}" in sql}
+        return sql, params
+
+    return lake.execute_built(build)

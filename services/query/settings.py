@@ -26,6 +26,12 @@ class QuerySettings(Settings):
         "FLEET_QUERY_MIN_KM", 1.0, "cars that drove less (km) in the range are left out of the leaderboard"
     )
     threads: int = env("FLEET_QUERY_THREADS", 0, "DuckDB threads (0: one per core)")
+    rollups: bool = env(
+        "FLEET_QUERY_ROLLUPS",
+        True,
+        "leaderboard and by-mode take each car's counter range from the files' footers where a file lies "
+        "wholly in the range (false: scan every row)",
+    )
 
     def validate(self) -> None:
         """Ranges the queries can work with."""
