@@ -14,7 +14,9 @@ Exactly once per offset (a consumer of the lake sees every record of a partition
   partition's file names (after finishing an interrupted journaled flush and deleting
   unfinished temp files); the committed offset (or the earliest one) only when the lake has no
   file of the partition. A crash between a rename and its commit therefore never duplicates
-  a row, and the lake may be ahead of the group's committed offset, never behind.
+  a row, and the lake may be ahead of the group's committed offset, never behind; the
+  recovered position is committed at once, so the group catches up with the lake even when
+  nothing more arrives.
 - On revocation (`ConsumerRebalanceListener`, before the group rebalances) the revoked
   partitions are flushed and committed; if that flush fails their buffers are dropped, which
   is also safe: the next owner reads them again from the lake's position.
@@ -41,7 +43,7 @@ from aiokafka.errors import KafkaError
 
 from services.cold.buffer import KafkaRecord, PartitionBuffer, Records, Trigger, Triggers
 from services.cold.dedup import IDENTITY_BYTES, RecentFrames
-from services.cold.flush import FlushResult, ParquetOptions, recover, write_flush
+from services.cold.flush import FlushResult, ParquetOptions, recover, warm_up, write_flush
 from services.cold.metrics import ColdMetrics
 from services.cold.settings import ColdSettings
 from services.common import probes
@@ -293,8 +295,11 @@ class Archiver:
             log.info("paused fetching", extra={"partitions": len(tps), "why": why})
 
     async def _commit(self, tp: TopicPartition, offset: int) -> None:
+        await self._commit_all({tp: offset})
+
+    async def _commit_all(self, offsets: Mapping[TopicPartition, int]) -> None:
         try:
-            await self.port.commit({tp: offset})
+            await self.port.commit(offsets)
             self.metrics.commits += 1
         except KafkaError as exc:
             # The files are in place and the lake is the truth: whoever reads this partition
@@ -302,12 +307,19 @@ class Archiver:
             self.metrics.commit_failures += 1
             log.warning(
                 "offset commit failed (the lake keeps the position)",
-                extra={"topic": tp.topic, "partition": tp.partition, "offset": offset, "error": repr(exc)},
-            )
+                extra={"offsets": {f"{tp.topic}/{tp.partition}": o for tp, o in offsets.items()},
+                       "error": repr(exc)},
+            )  # fmt: skip
 
     # --- rebalances ------------------------------------------------------------------------------
     async def assigned(self, tps: Iterable[TopicPartition]) -> None:
-        """Recover each new partition from the lake and seek there."""
+        """Recover each new partition from the lake, seek there and commit that position.
+
+        The commit matters when a writer died between a rename and its commit and nothing more
+        arrives on the partition: without it the group would stay behind the lake for good
+        (reported as lag, and every later owner would read the tail again only to skip it).
+        """
+        recovered: dict[TopicPartition, int] = {}
         for tp in tps:
             if tp in self.buffers:
                 continue
@@ -318,6 +330,7 @@ class Archiver:
             if position is not None:
                 self.port.seek(tp, position)
                 self.metrics.recovered_partitions += 1
+                recovered[tp] = position
             self.positions[tp] = position
             self.buffers[tp] = PartitionBuffer(tp.topic, tp.partition, kind)
             if self.dedup_window:
@@ -326,6 +339,8 @@ class Archiver:
                 "partition assigned",
                 extra={"topic": tp.topic, "partition": tp.partition, "lake_next": position},
             )
+        if recovered:
+            await self._commit_all(recovered)
         self._gauges()
 
     async def revoked(self, tps: Iterable[TopicPartition]) -> None:
@@ -398,23 +413,39 @@ class ColdWriter:
         self._stopped = False
 
     async def start(self) -> None:
-        """Serve metrics, check the topics, join the group."""
+        """Serve metrics, check the topics, join the group (warming the flush path meanwhile)."""
+        s = self.settings
+        options = ParquetOptions(s.compression, s.row_group_rows)
+        warming = asyncio.create_task(asyncio.to_thread(warm_up, s.kinds.values(), options))
+        try:
+            await self._join(options)
+        except BaseException:
+            await asyncio.gather(warming, return_exceptions=True)  # the start's own error is the one to raise
+            raise
+        await warming
+        gc.freeze()  # what lives as long as the process stays out of full collections' walk
+        self.metrics.lag = self._lag
+        log.info(
+            "cold writer started",
+            extra={"group": s.group_id, "lake": str(self.root), "topics": len(self.topics)},
+        )
+
+    async def _join(self, options: ParquetOptions) -> None:
         await self.metrics_server.start()
         self.root.mkdir(parents=True, exist_ok=True)
         await probes.kafka_ready(self.kafka)
         await self._check_topics()
+        s = self.settings
         consumer = make_consumer(
             self.kafka,
-            group_id=self.settings.group_id,
+            group_id=s.group_id,
             role="cold",
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
-            session_timeout_ms=self.settings.session_timeout_ms,
-            heartbeat_interval_ms=max(100, self.settings.session_timeout_ms // 6),
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=max(100, s.session_timeout_ms // 6),
         )
-        s = self.settings
         triggers = Triggers(s.flush_rows, s.flush_bytes, int(s.flush_span_s * 1000), s.idle_s)
-        options = ParquetOptions(s.compression, s.row_group_rows)
         archiver = Archiver(
             self.root,
             s.kinds,
@@ -428,12 +459,6 @@ class ColdWriter:
         consumer.subscribe(self.topics, listener=_Listener(archiver))
         await consumer.start()
         self._consumer, self._archiver = consumer, archiver
-        gc.freeze()  # what lives as long as the process stays out of full collections' walk
-        self.metrics.lag = self._lag
-        log.info(
-            "cold writer started",
-            extra={"group": s.group_id, "lake": str(self.root), "topics": len(self.topics)},
-        )
 
     async def wait(self) -> None:
         """Consume, buffer, flush, commit; never returns by itself (a Kafka failure raises)."""

@@ -1,5 +1,8 @@
 """The CLI's contract with a person: one-line errors, env defaults in --help."""
 
+import subprocess
+import sys
+
 from tests.helpers import run_fleet
 
 
@@ -90,3 +93,28 @@ def test_hot_with_a_missing_rules_file_is_one_line():
         result.stderr.strip()
         == "fleet: error: cannot read rules file /no/such/rules.yaml: No such file or directory"
     )
+
+
+def test_a_verb_builds_only_its_modules_parser_with_the_same_verbs():
+    from services.cli import build_parser
+
+    def verbs(parser):
+        (action,) = [a for a in parser._actions if a.dest == "verb"]
+        return set(action.choices)
+
+    every = verbs(build_parser())
+    for verb in every:
+        assert verb in verbs(build_parser(verb)), verb
+    assert verbs(build_parser("up")) == {"up", "down", "status"}
+    assert verbs(build_parser("no-such-verb")) == every  # argparse then names the verbs there are
+
+
+def test_a_service_process_does_not_import_duckdb_or_faust():
+    code = (
+        "import sys\n"
+        "from services.cli import build_parser\n"
+        "build_parser('cold').parse_args(['cold'])\n"
+        "print(sorted(m for m in ('duckdb', 'faust') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -102,6 +102,7 @@ async def test_assignment_recovers_the_position_from_the_lake_not_the_group(tmp_
     second, port2, _ = _archiver(tmp_path)
     await second.assigned([ENGINE, CHASSIS])
     assert port2.seeks == [(ENGINE, 100)]  # from the file names; chassis has no file: group offset
+    assert port2.commits == [(ENGINE, 100)]  # the group catches up with the lake at once
     # the broker still delivers from the old committed offset for a moment: skipped, not duplicated
     second.add(ENGINE, _engine(120))
     assert second.metrics.skipped == 100

@@ -10,7 +10,8 @@ from services.cold import flush as flush_mod
 from services.cold import layout
 from services.cold.buffer import PartitionBuffer
 from services.cold.decode import FILE_SCHEMAS, REJECT_SCHEMA
-from services.cold.flush import ParquetOptions, recover, write_flush
+from services.cold.flush import ParquetOptions, recover, warm_up, write_flush
+from services.cold.settings import ColdSettings
 from tests.unit.services.cold.support import HOUR_MS, frames, lake_offsets, records
 
 TOPIC = "telemetry.engine"
@@ -233,3 +234,19 @@ def test_a_flush_of_nothing_but_copies_still_accounts_for_its_offsets(tmp_path):
     again = write_flush(tmp_path, TOPIC, 2, "engine", _buffer(items, 10), OPTIONS, recent)
     assert (again.rows, again.duplicates, again.rejects, again.last) == (0, 10, 10, 19)
     assert recover(tmp_path, TOPIC, 2, "engine") == 20  # the writer resumes after the copies
+
+
+def test_warm_up_takes_every_configured_kind_through_a_flush_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    written, write_to = [], ParquetOptions.write_to
+
+    def spy(self, table, sink):
+        write_to(self, table, sink)
+        written.append(sink.getvalue())
+
+    monkeypatch.setattr(ParquetOptions, "write_to", spy)
+    settings = ColdSettings()
+    warm_up(settings.kinds.values(), ParquetOptions(settings.compression, settings.row_group_rows))
+    assert len(written) >= len(set(settings.kinds.values()))
+    assert all(pq.read_metadata(pa.BufferReader(data)).num_rows == 1 for data in written)
+    assert list(tmp_path.iterdir()) == []
