@@ -119,7 +119,11 @@ def with_rollup(table: pa.Table) -> pa.Table:
 
 
 def read_rollup(path: Path) -> Rollup | None:
-    """The rollup in a file's footer, or None."""
-    metadata = pq.read_metadata(path).metadata or {}
+    """The rollup in a file's footer, or None (also for a file that is not Parquet: a scan of it
+    then fails with the engine's own error). A missing file raises FileNotFoundError."""
+    try:
+        metadata = pq.read_metadata(path).metadata or {}
+    except pa.ArrowInvalid:
+        return None
     raw = metadata.get(KEY)
     return Rollup.from_json(raw) if raw is not None else None

@@ -145,10 +145,10 @@ class Lake:
             self.refresh()
         except duckdb.Error as exc:
             raise QueryError(one_line(exc)) from None
-        sql, params = build()
         try:
+            sql, params = build()
             return self._run(sql, params)
-        except duckdb.Error as exc:
+        except (duckdb.Error, FileNotFoundError) as exc:
             raise QueryError(one_line(exc)) from None
 
     def _run(self, sql: str, params: Mapping[str, Any] | None) -> Result:

@@ -10,7 +10,7 @@ import pytest
 from services.cold.compact import compact
 from services.cold.flush import ParquetOptions
 from services.query.filters import Filters
-from services.query.lake import Lake
+from services.query.lake import Lake, QueryError
 from services.query.queries import run_query
 from services.query.settings import QuerySettings
 from services.query.totals import plan
@@ -110,5 +110,19 @@ def test_a_compaction_between_listing_and_query_lists_again(tmp_path):
         assert report.files_out > 0 and not all(p.exists() for p in listed)
         assert run_query(db, "leaderboard", Filters(), ROLLED) == before
         assert db.files["chassis"] != listed
+    finally:
+        db.close()
+
+
+def test_a_file_that_is_not_parquet_gives_a_one_line_error_not_a_trace(lake_dir, tmp_path):
+    shutil.copytree(lake_dir, tmp_path / "lake")
+    db = Lake(tmp_path / "lake")  # a copy: the session's lake stays intact
+    try:
+        victim = db.files["chassis"][0]
+        victim.write_bytes(b"not parquet at all")
+        assert plan([victim], "chassis", "odometer_km", Filters(), use_rollups=True).scan == [victim]
+        with pytest.raises(QueryError) as caught:
+            run_query(db, "leaderboard", Filters(), ROLLED)
+        assert "\n" not in str(caught.value) and victim.name in str(caught.value)
     finally:
         db.close()
