@@ -251,3 +251,23 @@ async def test_a_failed_flush_requeues_later_flushes_of_the_partition_behind_it(
     await arch.close()
     assert lake_offsets(tmp_path, "engine", ENGINE.topic, 0) == list(range(250))
     assert arch.metrics.balanced()
+
+
+async def test_a_bug_in_a_flush_surfaces_at_the_next_poll_without_a_drain(tmp_path, monkeypatch):
+    import asyncio
+
+    arch, _, _ = _archiver(tmp_path)
+    await arch.assigned([ENGINE])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(writer_mod, "write_flush", broken)
+    arch.add(ENGINE, _engine(100))
+    arch.flush_due()  # the writer's loop does not drain: the worker fails in the background
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if arch._worker is not None and arch._worker.done():
+            break
+    with pytest.raises(RuntimeError, match="bug"):
+        arch.flush_due()  # the next poll's flush_due ends the service
