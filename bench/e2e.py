@@ -150,14 +150,15 @@ class Trial:
         }
 
 
-async def handled(ports: dict[str, int]) -> dict[str, float]:
-    """Frames each stage has handled so far (a stage not answering counts 0)."""
+async def handled(ports: dict[str, int], before: dict[str, float] | None = None) -> dict[str, float]:
+    """Frames each stage has handled so far; a stage not answering keeps its count from `before`
+    (0 without it): its lag then grows while it is silent, instead of jumping to the whole run."""
     out = {}
     for stage, (service, counter) in STAGES.items():
         try:
             out[stage] = parse_text(await scrape("127.0.0.1", ports[service], within_s=2)).get(counter, 0.0)
         except OSError:
-            out[stage] = 0.0
+            out[stage] = (before or {}).get(stage, 0.0)
     return out
 
 
@@ -208,7 +209,7 @@ async def run_fleet(tmp: Path, cars: int, seconds: float) -> Trial:
                 Sample(
                     time.monotonic() - started,
                     sim.progress.frames,
-                    await handled(ports),
+                    await handled(ports, trial.samples[-1].handled if trial.samples else None),
                     {name: rss_mib(pid) for name, pid in pids.items()},
                 )
             )
