@@ -37,7 +37,7 @@ from schemas.catalog import SCHEMA_VERSION
 from services.cold import layout
 from services.cold.buffer import Records
 from services.cold.decode import FILE_SCHEMAS, MS_UTC, REJECT_SCHEMA, decode_values
-from services.cold.dedup import DUPLICATE, Identity, RecentFrames
+from services.cold.dedup import DUPLICATE, IDENTITY, RecentFrames
 from services.cold.rollup import with_rollup
 from services.cold.settings import ALERTS_KIND, ZSTD_LEVEL
 
@@ -106,7 +106,7 @@ class FlushResult:
     first: int
     last: int
     duplicates: int = 0  # redelivered frames moved to the rejects (see dedup.py)
-    identities: tuple[Identity, ...] = ()  # of the frames archived, for the partition's window
+    identities: pa.Table | None = None  # of the frames archived, for the partition's window
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,33 +115,22 @@ class Built:
 
     parts: list[Part]
     duplicates: int = 0
-    identities: tuple[Identity, ...] = ()
+    identities: pa.Table | None = None  # (vin, seq, ts) of the frames archived, when deduplicating
 
 
 def drop_duplicates(
     table: pa.Table, kept: list[int], rejects: list[tuple[int, str]], recent: RecentFrames
-) -> tuple[pa.Table, list[int], list[tuple[int, str]], int, tuple[Identity, ...]]:
+) -> tuple[pa.Table, list[int], list[tuple[int, str]], int]:
     """Move frames already in `recent` (or earlier in this flush) to the rejects."""
-    keys = zip(
-        table.column("vin").to_pylist(),
-        table.column("seq").to_pylist(),
-        table.column("ts").to_pylist(),
-        strict=True,
-    )
-    keep: list[int] = []
-    fresh: dict[Identity, None] = {}
-    duplicates: list[tuple[int, str]] = []
-    for row, key in enumerate(keys):
-        if key in recent or key in fresh:
-            duplicates.append((kept[row], DUPLICATE))
-        else:
-            fresh[key] = None
-            keep.append(row)
-    if duplicates:
-        table = table.take(pa.array(keep, pa.int64()))
-        kept = [kept[row] for row in keep]
-        rejects = sorted([*rejects, *duplicates])
-    return table, kept, rejects, len(duplicates), tuple(fresh)
+    repeated = recent.repeats(table.select(list(IDENTITY)))
+    if not pc.any(repeated).as_py():
+        return table, kept, rejects, 0
+    rows = pc.indices_nonzero(repeated).to_pylist()
+    table = table.filter(pc.invert(repeated))
+    duplicates = [(kept[row], DUPLICATE) for row in rows]
+    gone = set(rows)
+    kept = [k for row, k in enumerate(kept) if row not in gone]
+    return table, kept, sorted([*rejects, *duplicates]), len(duplicates)
 
 
 def build_parts(
@@ -154,9 +143,10 @@ def build_parts(
     parts_col = pa.repeat(pa.scalar(partition, pa.int32()), n)
     table, kept, rejects = decode_values(kind, records.values)
     duplicates = 0
-    identities: tuple[Identity, ...] = ()
+    identities: pa.Table | None = None
     if recent is not None and kind != ALERTS_KIND:  # alerts are idempotent by (alert_id, status)
-        table, kept, rejects, duplicates, identities = drop_duplicates(table, kept, rejects, recent)
+        table, kept, rejects, duplicates = drop_duplicates(table, kept, rejects, recent)
+        identities = table.select(list(IDENTITY))
     if len(kept) != n:
         index = pa.array(kept, pa.int64())
         offsets_k, received_k, parts_k = offsets.take(index), received.take(index), parts_col.take(index)

@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -42,7 +43,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.cold.buffer import KafkaRecord, PartitionBuffer, Records, Trigger, Triggers
-from services.cold.dedup import IDENTITY_BYTES, RecentFrames
+from services.cold.dedup import RecentFrames
 from services.cold.flush import FlushResult, ParquetOptions, recover, warm_up, write_flush
 from services.cold.metrics import ColdMetrics
 from services.cold.settings import ColdSettings
@@ -53,7 +54,7 @@ from services.common.settings import KafkaSettings, LakeSettings
 
 log = logging.getLogger(__name__)
 
-POLL_MS = 200  # longest wait in getmany: the idle deadline is checked at least this often
+POLL_MS = 200  # longest wait in getmany; shorter when a partition's idle deadline comes sooner
 MAX_RECORDS = 20_000  # per getmany call
 RETRY_S = (1.0, 2.0, 5.0, 10.0)  # backoff after a failed flush
 
@@ -191,6 +192,17 @@ class Archiver:
             self.paused.clear()
         self._gauges()
 
+    def idle_in_s(self) -> float | None:
+        """Seconds until the soonest idle deadline of a buffered partition (0: due), None: none.
+
+        The fetch loop waits no longer than this, so an idle partition is written at its
+        deadline rather than up to a poll later. After a failed flush, not before the retry.
+        """
+        last = [b.last_add_s for b in self.buffers.values() if len(b)]
+        if not last:
+            return None
+        return max(0.0, min(last) + self.triggers.idle_s - self.clock(), self._retry_at - self.clock())
+
     def _enqueue(self, tp: TopicPartition, buffer: PartitionBuffer, trigger: Trigger) -> None:
         if not len(buffer):
             return
@@ -253,8 +265,8 @@ class Archiver:
         m.rows_written += result.rows
         m.rejects_written += result.rejects
         m.duplicates_dropped += result.duplicates
-        if recent is not None:
-            recent.add_all(result.identities)  # only now: a failed flush archived nothing
+        if recent is not None and result.identities is not None:
+            recent.add(result.identities)  # only now: a failed flush archived nothing
         self._failures = 0
         log.debug(
             "flushed",
@@ -373,7 +385,7 @@ class Archiver:
     # --- accounting ------------------------------------------------------------------------------
     def buffered_bytes(self) -> int:
         """Memory held by every buffer, every queued flush and the redelivery windows."""
-        windows = IDENTITY_BYTES * sum(len(r) for r in self.recent.values())
+        windows = sum(r.nbytes for r in self.recent.values())
         return sum(b.nbytes for b in self.buffers.values()) + self._queued_bytes + windows
 
     def _gauges(self) -> None:
@@ -464,10 +476,16 @@ class ColdWriter:
         consumer, archiver = self._consumer, self._archiver
         assert consumer is not None and archiver is not None
         while True:
-            batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
+            idle_in = archiver.idle_in_s()
+            wait_ms = POLL_MS if idle_in is None else min(POLL_MS, math.ceil(idle_in * 1000))
+            batch = await consumer.getmany(timeout_ms=wait_ms, max_records=MAX_RECORDS)
             for tp, records in batch.items():
                 archiver.add(tp, records)
             archiver.flush_due()  # the worker writes while the next poll fetches
+            # getmany returns already-fetched records without yielding to the event loop: while a
+            # backlog drains, the fetcher's next request, heartbeats, signals and the flush
+            # worker's hand-offs would all wait until the fetched records run out.
+            await asyncio.sleep(0)
 
     async def stop(self) -> None:
         """Flush and commit every buffer, leave the group; safe twice."""

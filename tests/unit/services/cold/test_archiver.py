@@ -5,7 +5,6 @@ from aiokafka import TopicPartition
 
 from services.cold import writer as writer_mod
 from services.cold.buffer import Triggers
-from services.cold.dedup import IDENTITY_BYTES
 from services.cold.flush import ParquetOptions
 from services.cold.writer import Archiver
 from tests.unit.services.cold.support import KINDS, FakePort, frames, lake_offsets, records
@@ -88,7 +87,9 @@ async def test_the_redelivery_window_counts_in_the_memory_budget(tmp_path):
     arch.add(ENGINE, _engine(100))
     await _flush_due(arch)  # rows: written, and the last 50 identities remembered
     assert port.commits == [(ENGINE, 100)]
-    assert arch.buffered_bytes() == 50 * IDENTITY_BYTES
+    window = arch.recent[ENGINE]
+    assert len(window) == 50 and window.nbytes > 50 * 8 * 2  # vin, seq and ts of 50 frames
+    assert arch.buffered_bytes() == window.nbytes
 
 
 async def test_assignment_recovers_the_position_from_the_lake_not_the_group(tmp_path):
@@ -170,6 +171,29 @@ async def test_a_failed_flush_keeps_the_records_pauses_and_retries(tmp_path, mon
     await _flush_due(arch)
     assert port.commits == [(ENGINE, 100)] and port.paused == set()
     assert lake_offsets(tmp_path, "engine", ENGINE.topic, 0) == list(range(100))
+
+
+async def test_the_fetch_loop_waits_until_the_soonest_idle_deadline_and_no_less_than_a_retry(
+    tmp_path, monkeypatch
+):
+    arch, _, clock = _archiver(tmp_path)  # idle 5 s
+    await arch.assigned([ENGINE, CHASSIS])
+    assert arch.idle_in_s() is None  # nothing buffered: no deadline
+    arch.add(ENGINE, _engine(10))
+    clock.now += 2.0
+    arch.add(CHASSIS, _engine(10, sub="chassis"))
+    assert arch.idle_in_s() == 3.0  # engine's, the older one
+    clock.now += 4.0
+    assert arch.idle_in_s() == 0.0  # engine is due
+    monkeypatch.setattr(writer_mod, "write_flush", _no_space)
+    await _flush_due(arch)  # both fail: retry in 1 s
+    assert arch.idle_in_s() == 1.0  # due, but not before the retry: no busy loop
+    clock.now += 1.0
+    assert arch.idle_in_s() == 0.0
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(28, "No space left on device")
 
 
 async def test_a_failed_flush_on_revocation_drops_the_buffer(tmp_path, monkeypatch):

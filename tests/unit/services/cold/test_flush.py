@@ -173,6 +173,13 @@ def test_recovery_leaves_other_partitions_temp_files_alone(tmp_path):
     assert not mine.exists() and theirs.exists() and compaction.exists()
 
 
+def _identities(rows):
+    return pa.table(
+        {"vin": [r[0] for r in rows], "seq": [r[1] for r in rows], "ts": [r[2] for r in rows]},
+        schema=pa.schema([("vin", pa.string()), ("seq", pa.int64()), ("ts", pa.int64())]),
+    )
+
+
 def _rows(root, kind="engine"):
     files = [p for p in (root / kind).rglob("*.parquet")]
     return pa.concat_tables([pq.read_table(p) for p in files]) if files else None
@@ -188,7 +195,7 @@ def test_redelivered_frames_go_to_the_rejects_within_a_flush_and_across_flushes(
         tmp_path, TOPIC, 2, "engine", _buffer([*items[:30], items[3], items[7]]), OPTIONS, recent
     )
     assert (first.rows, first.duplicates) == (30, 2)
-    recent.add_all(first.identities)  # what the writer does once the flush is in the lake
+    recent.add(first.identities)  # what the writer does once the flush is in the lake
     # flush 2: the rest, plus copies of frames archived by flush 1 (a redelivery across flushes)
     second = write_flush(
         tmp_path, TOPIC, 2, "engine", _buffer([*items[30:], items[0], items[29]], 32), OPTIONS, recent
@@ -211,7 +218,7 @@ def test_a_late_frame_with_a_new_identity_is_kept(tmp_path):
     items = _spread(20, hours=1)
     recent = RecentFrames(1000)
     first = write_flush(tmp_path, TOPIC, 2, "engine", _buffer(items[5:]), OPTIONS, recent)
-    recent.add_all(first.identities)
+    recent.add(first.identities)
     late = write_flush(tmp_path, TOPIC, 2, "engine", _buffer(items[:5], 15), OPTIONS, recent)
     assert (late.rows, late.duplicates) == (5, 0)
 
@@ -220,8 +227,32 @@ def test_the_window_forgets_the_oldest_identities():
     from services.cold.dedup import RecentFrames
 
     recent = RecentFrames(3)
-    recent.add_all([("v", 1, 10), ("v", 2, 20), ("v", 3, 30), ("v", 4, 40)])
-    assert ("v", 1, 10) not in recent and ("v", 4, 40) in recent and len(recent) == 3
+    recent.add(_identities([("v", 1, 10), ("v", 2, 20)]))
+    recent.add(_identities([("v", 3, 30), ("v", 4, 40)]))
+    assert ("v", 1, 10) not in recent and ("v", 2, 20) in recent and ("v", 4, 40) in recent
+    assert len(recent) == 3
+    recent.add(_identities([("w", i, i) for i in range(10)]))  # more than the window at once
+    assert len(recent) == 3 and ("w", 7, 7) in recent
+    assert ("w", 6, 6) not in recent and ("v", 4, 40) not in recent
+
+
+def test_repeats_marks_copies_of_earlier_rows_and_of_the_window_not_the_first_of_each():
+    from services.cold.dedup import RecentFrames
+
+    recent = RecentFrames(100)
+    recent.add(_identities([("v", 1, 10), ("v", 2, 20)]))
+    keys = _identities([("v", 3, 30), ("v", 1, 10), ("w", 3, 30), ("v", 3, 30), ("v", 2, 21), ("v", 3, 30)])
+    assert recent.repeats(keys).to_pylist() == [False, True, False, True, False, True]
+    assert RecentFrames(100).repeats(keys).to_pylist() == [False, False, False, True, False, True]
+
+
+def test_the_window_holds_its_own_copy_not_the_flush_buffers():
+    from services.cold.dedup import RecentFrames
+
+    big = _identities([(f"VIN{i:014d}", i, i) for i in range(50_000)])
+    recent = RecentFrames(10)
+    recent.add(big)
+    assert len(recent) == 10 and recent.nbytes < 1_000  # not the 50k rows' buffers
 
 
 def test_a_flush_of_nothing_but_copies_still_accounts_for_its_offsets(tmp_path):
@@ -230,7 +261,7 @@ def test_a_flush_of_nothing_but_copies_still_accounts_for_its_offsets(tmp_path):
     items = _spread(10, hours=1)
     recent = RecentFrames(1000)
     first = write_flush(tmp_path, TOPIC, 2, "engine", _buffer(items), OPTIONS, recent)
-    recent.add_all(first.identities)
+    recent.add(first.identities)
     again = write_flush(tmp_path, TOPIC, 2, "engine", _buffer(items, 10), OPTIONS, recent)
     assert (again.rows, again.duplicates, again.rejects, again.last) == (0, 10, 10, 19)
     assert recover(tmp_path, TOPIC, 2, "engine") == 20  # the writer resumes after the copies
