@@ -24,8 +24,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
-Trigger = Literal["rows", "bytes", "span", "idle", "memory", "revoke", "shutdown"]
-TRIGGERS: tuple[Trigger, ...] = ("rows", "bytes", "span", "idle", "memory", "revoke", "shutdown")
+Trigger = Literal["rows", "bytes", "span", "idle", "catch-up", "memory", "revoke", "shutdown"]
+TRIGGERS: tuple[Trigger, ...] = ("rows", "bytes", "span", "idle", "catch-up", "memory", "revoke", "shutdown")
 
 # Python memory a buffered record costs besides its value's payload, for the memory budget: the
 # value's and key's bytes objects (33 B each + the 17-byte VIN), the offset, timestamp and

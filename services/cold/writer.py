@@ -74,6 +74,9 @@ class OffsetPort(Protocol):
     def resume(self, *partitions: TopicPartition) -> None:
         """Fetch these partitions again."""
 
+    def highwater(self, partition: TopicPartition) -> int | None:
+        """The partition's end offset as the last fetch reported it (None: not known yet)."""
+
 
 @dataclasses.dataclass
 class _Job:
@@ -172,8 +175,12 @@ class Archiver:
             return
         for tp, buffer in self.buffers.items():
             trigger = buffer.due(self.triggers, now)
+            if trigger == "idle" and self._behind(tp):
+                continue  # quiet only because the fetcher has not come back to it yet
             if trigger is not None:
                 self._enqueue(tp, buffer, trigger)
+        if not self._queue:
+            self._catch_up()
         if self.buffered_bytes() > self.memory_budget:
             # Over budget: queue the largest buffers until they hold half the budget at most
             # (large files, not a flush of everything), then pause if the queue is still too big.
@@ -198,10 +205,34 @@ class Archiver:
         The fetch loop waits no longer than this, so an idle partition is written at its
         deadline rather than up to a poll later. After a failed flush, not before the retry.
         """
-        last = [b.last_add_s for b in self.buffers.values() if len(b)]
+        last = [b.last_add_s for tp, b in self.buffers.items() if len(b) and not self._behind(tp)]
         if not last:
             return None
         return max(0.0, min(last) + self.triggers.idle_s - self.clock(), self._retry_at - self.clock())
+
+    def _catch_up(self) -> None:
+        """With the worker idle, write the largest buffer of a partition still behind the broker
+        once it holds a quarter of a file (FLUSH_ROWS / 4 rows or FLUSH_BYTES / 4): while a
+        backlog drains the write capacity is used as it comes, not left for one long tail when
+        everything has been fetched, and files stay large."""
+        behind = [(b.nbytes, tp, b) for tp, b in self.buffers.items() if len(b) and self._behind(tp)]
+        if not behind:
+            return
+        _, tp, buffer = max(behind, key=lambda item: item[0])
+        if len(buffer) * 4 >= self.triggers.rows or buffer.nbytes * 4 >= self.triggers.bytes:
+            self._enqueue(tp, buffer, "catch-up")
+
+    def _behind(self, tp: TopicPartition) -> bool:
+        """Whether the broker holds records of `tp` past what was buffered.
+
+        Such a partition is not idle, only waiting for the fetcher: while a backlog drains,
+        aiokafka fetches a partition's next chunk only after the previous one was consumed,
+        so a partition often gets nothing for a second or two, and an idle trigger would write
+        every fetched chunk as a file of its own (~16k rows each, measured on a 2M-record
+        backlog). Its size, span and memory triggers still apply.
+        """
+        high, position = self.port.highwater(tp), self.positions.get(tp)
+        return high is not None and position is not None and position < high
 
     def _enqueue(self, tp: TopicPartition, buffer: PartitionBuffer, trigger: Trigger) -> None:
         if not len(buffer):

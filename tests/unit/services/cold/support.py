@@ -79,6 +79,7 @@ class FakePort:
         self.seeks: list[tuple[TopicPartition, int]] = []
         self.paused: set[TopicPartition] = set()
         self.fail_commits = False
+        self.highwaters: dict[TopicPartition, int] = {}  # unknown unless a test sets it
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         from aiokafka.errors import CommitFailedError
@@ -103,6 +104,9 @@ class FakePort:
 
     def resume(self, *partitions: TopicPartition) -> None:
         self.paused -= set(partitions)
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return self.highwaters.get(partition)
 
 
 KINDS = {f"telemetry.{s}": s for s in SUBSYSTEMS} | {"alerts.health": "alerts"}

@@ -192,6 +192,47 @@ async def test_the_fetch_loop_waits_until_the_soonest_idle_deadline_and_no_less_
     assert arch.idle_in_s() == 0.0
 
 
+async def test_a_partition_the_broker_has_more_of_is_not_idle_only_waiting_for_the_fetcher(tmp_path):
+    arch, port, clock = _archiver(tmp_path)  # idle 5 s
+    await arch.assigned([ENGINE])
+    arch.add(ENGINE, _engine(10))  # offsets 0..9, the broker reports 50
+    port.highwaters[ENGINE] = 50
+    clock.now += 6.0
+    assert arch.idle_in_s() is None  # no idle deadline: the fetch loop keeps its normal poll
+    await _flush_due(arch)
+    assert port.commits == []  # not written as a file of its own
+    arch.add(ENGINE, _engine(40, first=10))  # caught up: 50 of 50
+    clock.now += 6.0
+    assert arch.idle_in_s() == 0.0
+    await _flush_due(arch)
+    assert port.commits == [(ENGINE, 50)] and arch.metrics.flushes["idle"] == 1
+
+
+async def test_while_a_backlog_drains_an_idle_worker_writes_the_largest_quarter_file(tmp_path):
+    arch, port, _ = _archiver(tmp_path)  # rows 100: a quarter is 25
+    await arch.assigned([ENGINE, CHASSIS])
+    port.highwaters.update({ENGINE: 1_000, CHASSIS: 1_000})
+    arch.add(CHASSIS, _engine(20, sub="chassis"))
+    await _flush_due(arch)
+    assert port.commits == []  # 20 < 25: no small file
+    arch.add(ENGINE, _engine(30))
+    await _flush_due(arch)
+    assert port.commits == [(ENGINE, 30)] and arch.metrics.flushes["catch-up"] == 1
+    port.highwaters.clear()  # caught up (as far as anyone knows): no catch-up trigger
+    arch.add(ENGINE, _engine(30, first=30))
+    await _flush_due(arch)
+    assert port.commits == [(ENGINE, 30)]
+
+
+async def test_an_unknown_high_watermark_leaves_the_idle_trigger_as_it_is(tmp_path):
+    arch, port, clock = _archiver(tmp_path)
+    await arch.assigned([ENGINE])
+    arch.add(ENGINE, _engine(10))  # port.highwater(ENGINE) is None
+    clock.now += 6.0
+    await _flush_due(arch)
+    assert port.commits == [(ENGINE, 10)]
+
+
 def _no_space(*args, **kwargs):
     raise OSError(28, "No space left on device")
 
