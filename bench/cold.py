@@ -1,9 +1,11 @@
 """`fleet bench cold`: records/s into the Parquet lake beside QuixStreams' FileSink and raw consume.
 
 Method (one private Mosquitto + Tansu, every system in the same run, on the same records):
-- Input: N frames of bench/hot_peer.py's seeded fleet (200 cars, faults), their vehicle time
-  ending at the preload (a live-like backlog in the current hour; hours that ended long ago
-  would also be compacted), preloaded once into the five topics `cold.<subsystem>`
+- Input: two backlogs, measured one after the other (`BACKLOGS`): N = 500,000 frames of
+  bench/hot_peer.py's seeded fleet (200 cars, faults) and N = 2,000,000 of 800 cars (start-up
+  is a smaller share of it), their vehicle time ending at the preload (a live-like backlog in
+  the current hour; hours that ended long ago would also be compacted), preloaded once into
+  five topics (`cold.<subsystem>`, `cold-2m.<subsystem>`)
   (`preload`: key VIN, the bridge's headers, six partitions, infra/topics.yaml's config).
   Each system reads all N with its own fresh consumer group from the earliest offset, alone,
   as its own process, one after the other; the round is repeated three times (once with
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -49,7 +52,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
@@ -201,23 +204,29 @@ def ours_env(kafka: KafkaSettings, lake: Path, group: str, prefix: str, **extra:
 
 
 async def ours_rate(
-    kafka: KafkaSettings, tmp: Path, count: int, argv: Sequence[str], name: str, **extra: str
+    kafka: KafkaSettings,
+    tmp: Path,
+    count: int,
+    argv: Sequence[str],
+    name: str,
+    prefix: str = PREFIX,
+    **extra: str,
 ) -> dict[str, Any]:
     """Ours over the preloaded records into a fresh lake (`extra`: settings varied)."""
     lake = tmp / f"{name}-lake"
-    env = ours_env(kafka, lake, f"bench-cold-{name}-{uuid.uuid4().hex[:8]}", PREFIX, **extra)
+    env = ours_env(kafka, lake, f"bench-cold-{name}-{uuid.uuid4().hex[:8]}", prefix, **extra)
     figure = await lake_rate(name, argv, env, lake, count, tmp / f"{name}.log", timeout_s=900)
     return {**figure, "settings": extra or "defaults"}
 
 
-async def peer_rate(kafka: KafkaSettings, tmp: Path, count: int) -> dict[str, Any]:
+async def peer_rate(kafka: KafkaSettings, tmp: Path, count: int, prefix: str = PREFIX) -> dict[str, Any]:
     """QuixStreams' FileSink over the preloaded records into a fresh folder, until N rows are there."""
     out_dir = tmp / "quix-files"
     argv = [
         sys.executable,
         "-m",
         "bench.apps.quix_filesink",
-        PREFIX,
+        prefix,
         f"bench-cold-quix-{uuid.uuid4().hex[:8]}",
         str(out_dir),
         "--idle",
@@ -254,7 +263,7 @@ async def ceiling_child(prefix: str, group: str, count: int, commit_interval_s: 
         await consumer.stop()
 
 
-def ceiling_rate(kafka: KafkaSettings, tmp: Path, count: int) -> dict[str, Any]:
+def ceiling_rate(kafka: KafkaSettings, tmp: Path, count: int, prefix: str = PREFIX) -> dict[str, Any]:
     """Raw aiokafka consume of the preloaded records in its own process: N / (start -> N-th record)."""
     log = tmp / "ceiling.log"
     argv = [
@@ -262,7 +271,7 @@ def ceiling_rate(kafka: KafkaSettings, tmp: Path, count: int) -> dict[str, Any]:
         "-m",
         "bench.cold",
         "--ceiling-child",
-        PREFIX,
+        prefix,
         f"bench-cold-ceiling-{uuid.uuid4().hex[:8]}",
         str(count),
     ]
@@ -291,15 +300,16 @@ def ceiling_rate(kafka: KafkaSettings, tmp: Path, count: int) -> dict[str, Any]:
     }
 
 
-def backlog(count: int) -> list[Any]:
+def backlog(count: int, cars: int = CARS) -> list[Any]:
     """`count` (subsystem, vin, payload) of bench/hot_peer.py's fleet, its vehicle time ending now.
 
     Live-like: the rows fall in the current (or the previous) hour, as a consumer's backlog
-    would; hours that ended long ago would also be compacted by ours while it runs.
+    would; hours that ended long ago would also be compacted by ours while it runs (a larger
+    backlog therefore comes from more cars, over the same vehicle time).
     """
-    ticks = count // CARS + 1
+    ticks = count // cars + 1
     start = int(time.time() * 1000) - ticks * 1000
-    fleet = Fleet(FleetConfig(cars=CARS, seed=SEED, fault_rate=FAULT_RATE, start_ts=start))
+    fleet = Fleet(FleetConfig(cars=cars, seed=SEED, fault_rate=FAULT_RATE, start_ts=start))
     out: list[Any] = []
     while len(out) < count:
         out += [(sub, vin, encode(frame)) for vin, sub, frame in fleet.step()]
@@ -490,52 +500,61 @@ def median_run(figures: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
-async def run(
-    tmp: Path, count: int, quick: bool, ours_argv: Sequence[str] | None, repeats: int = 3
-) -> list[dict[str, Any]]:
-    """Start a private stack, measure every system and ours' freshness, stop the stack."""
-    mqtt_port, kafka_port = free_ports(2)
-    stack = Stack(StackSettings(dir=tmp / "stack", mqtt_port=mqtt_port, kafka_port=kafka_port))
-    await stack.start()
-    fresh_extra = {"FLEET_COLD_FLUSH_SPAN_S": "10"} if quick else {}
-    fresh_seconds = 10.0 if quick else flush_period_s()
-    phases: dict[str, float] = {}
-    since = time.monotonic()
+@dataclasses.dataclass(frozen=True)
+class Backlog:
+    """One input of the throughput measurement: its records, topics and fleet size."""
 
-    def done(phase: str) -> None:
-        nonlocal since
-        phases[phase] = round(time.monotonic() - since, 1)
-        since = time.monotonic()
-        print(f"bench cold: {phase} took {phases[phase]} s", file=sys.stderr, flush=True)
+    count: int
+    prefix: str
+    cars: int
+    label: str = ""  # appended to the metric's name (the first backlog keeps the plain name)
 
-    try:
-        errors: dict[str, str] = {}
-        fresh = ours = ours_default = None
-        if ours_argv:  # first: Tansu's fetches slow as its logs grow (bench/hot.py)
-            fresh = await attempt(
-                errors, "freshness", freshness(stack.kafka, tmp, ours_argv, fresh_seconds, **fresh_extra)
-            )
-            done("freshness")
-        written = await preload(stack.kafka, PREFIX, count, backlog=backlog(count))
-        done("preload")
-        runs: dict[str, list[dict[str, Any]]] = {"ceiling": [], "peer": [], "ours": [], "ours_defaults": []}
-        variants = {"ours": {"FLEET_COLD_IDLE_S": str(COMMIT_INTERVAL_S)}, "ours_defaults": {}}
-        for i in range(repeats):  # interleaved, so a slow minute of the machine hits all of them
-            workdir = tmp / f"repeat-{i}"
-            workdir.mkdir()
-            runs["ceiling"].append(await asyncio.to_thread(ceiling_rate, stack.kafka, workdir, count))
-            runs["peer"].append(await peer_rate(stack.kafka, workdir, count))
-            for name, extra in variants.items() if ours_argv else ():
-                measure = ours_rate(stack.kafka, workdir, count, ours_argv, name, **extra)
-                if (figure := await attempt(errors, f"{name}[{i}]", measure)) is not None:
-                    runs[name].append(figure)
-            done(f"repeat {i + 1}")
-        ceiling, peer, ours, ours_default = (
-            median_run(runs[k]) for k in ("ceiling", "peer", "ours", "ours_defaults")
-        )
-        assert ceiling is not None and peer is not None
-    finally:
-        await stack.stop()
+
+BACKLOGS = (
+    Backlog(500_000, PREFIX, CARS),
+    # Start-up (about 3.4 s on Tansu, most of it the broker holding the group join) is most of a
+    # 500k run for a fast system; four times the records at four times the cars show the rate a
+    # catching-up writer keeps, over the same vehicle time (no closed hour to compact).
+    Backlog(2_000_000, "cold-2m.", 4 * CARS, ", 2M-record backlog"),
+)
+QUICK_BACKLOGS = (Backlog(50_000, PREFIX, CARS),)
+
+
+async def measure_backlog(
+    stack: Stack,
+    tmp: Path,
+    backlog_: Backlog,
+    repeats: int,
+    ours_argv: Sequence[str] | None,
+    errors: dict[str, str],
+    done: Callable[[str], None],
+) -> dict[str, Any]:
+    """Preload one backlog; measure every system on it, interleaved; the rate result."""
+    count, prefix = backlog_.count, backlog_.prefix
+    tag = f"{count // 1000}k"
+    written = await preload(
+        stack.kafka, prefix, count, cars=backlog_.cars, backlog=backlog(count, backlog_.cars)
+    )
+    done(f"preload {tag}")
+    runs: dict[str, list[dict[str, Any]]] = {"ceiling": [], "peer": [], "ours": [], "ours_defaults": []}
+    variants = {"ours": {"FLEET_COLD_IDLE_S": str(COMMIT_INTERVAL_S)}, "ours_defaults": {}}
+    if ours_argv is None:
+        variants = {}
+    for i in range(repeats):  # interleaved, so a slow minute of the machine hits all of them
+        workdir = tmp / f"{tag}-repeat-{i}"
+        workdir.mkdir()
+        runs["ceiling"].append(await asyncio.to_thread(ceiling_rate, stack.kafka, workdir, count, prefix))
+        runs["peer"].append(await peer_rate(stack.kafka, workdir, count, prefix))
+        for name, extra in variants.items():
+            assert ours_argv is not None
+            measure = ours_rate(stack.kafka, workdir, count, ours_argv, name, prefix, **extra)
+            if (figure := await attempt(errors, f"{name}[{tag}, {i}]", measure)) is not None:
+                runs[name].append(figure)
+        done(f"{tag} repeat {i + 1}")
+    ceiling, peer, ours, ours_default = (
+        median_run(runs[k]) for k in ("ceiling", "peer", "ours", "ours_defaults")
+    )
+    assert ceiling is not None and peer is not None
     controls = {
         "records": count,
         "input": {**written, "ts": "vehicle time ending at the preload (current hour)"},
@@ -556,12 +575,11 @@ async def run(
         "group_timings": "session 6 s, heartbeat 1 s (all three)",
         "timing": "process start -> N rows in Parquet footers (polled every 0.2 s); ceiling: -> N-th record",
         "goal": ">= 2x QuixStreams and >= 50% of raw consume",
-        "phase_seconds": phases,
         "machine": machine(),
     }
     rate = result(
         "cold",
-        "records/s Kafka -> Parquet lake, one process, five topics",
+        "records/s Kafka -> Parquet lake, one process, five topics" + backlog_.label,
         "rec/s",
         ours["records_per_s"] if ours else 0.0,
         peer=peer["records_per_s"],
@@ -572,8 +590,6 @@ async def run(
             "runs": {"ours": ours, "ours_defaults": ours_default, "peer": peer, "ceiling": ceiling},
         },
     )
-    if errors:
-        rate["params"]["errors"] = errors
     if ours is None:
         rate["ours"] = None
         rate["params"]["ours_missing"] = (
@@ -590,7 +606,43 @@ async def run(
             "vs_peer": (rate["ratio_vs_peer"] or 0) >= GOALS["vs_peer"],
             "vs_ceiling": (rate["ratio_vs_ceiling"] or 0) >= GOALS["vs_ceiling"],
         }
-    results = [rate]
+    return rate
+
+
+async def run(
+    tmp: Path, backlogs: Sequence[Backlog], quick: bool, ours_argv: Sequence[str] | None, repeats: int = 3
+) -> list[dict[str, Any]]:
+    """Start a private stack, measure every system on each backlog and ours' freshness, stop it."""
+    mqtt_port, kafka_port = free_ports(2)
+    stack = Stack(StackSettings(dir=tmp / "stack", mqtt_port=mqtt_port, kafka_port=kafka_port))
+    await stack.start()
+    fresh_extra = {"FLEET_COLD_FLUSH_SPAN_S": "10"} if quick else {}
+    fresh_seconds = 10.0 if quick else flush_period_s()
+    phases: dict[str, float] = {}
+    since = time.monotonic()
+
+    def done(phase: str) -> None:
+        nonlocal since
+        phases[phase] = round(time.monotonic() - since, 1)
+        since = time.monotonic()
+        print(f"bench cold: {phase} took {phases[phase]} s", file=sys.stderr, flush=True)
+
+    errors: dict[str, str] = {}
+    try:
+        fresh = None
+        if ours_argv:  # first: Tansu's fetches slow as its logs grow (bench/hot.py)
+            fresh = await attempt(
+                errors, "freshness", freshness(stack.kafka, tmp, ours_argv, fresh_seconds, **fresh_extra)
+            )
+            done("freshness")
+        rates = [await measure_backlog(stack, tmp, b, repeats, ours_argv, errors, done) for b in backlogs]
+    finally:
+        await stack.stop()
+    for rate in rates:
+        rate["params"]["phase_seconds"] = phases
+        if errors:
+            rate["params"]["errors"] = errors
+    results = rates
     if fresh is not None:
         flush = "flush span 10 s (quick)" if quick else "default flush settings"
         label = "frame ts -> row in a DuckDB query over the lake, {}, " + flush + ", 500 fr/s"
@@ -605,10 +657,10 @@ async def run(
 
 def main(quick: bool = False, ours: bool = True) -> Path:
     """Run and write bench/results/cold.json (ours only when services/cold exists)."""
-    count = 50_000 if quick else 500_000
+    backlogs = QUICK_BACKLOGS if quick else BACKLOGS
     argv = OURS_ARGV if ours and ours_available() else None
     with tempfile.TemporaryDirectory(prefix="fleet-bench-cold-") as tmp:
-        results = asyncio.run(run(Path(tmp), count, quick, argv, repeats=1 if quick else 3))
+        results = asyncio.run(run(Path(tmp), backlogs, quick, argv, repeats=1 if quick else 3))
     return write_results("cold", results)
 
 
