@@ -230,9 +230,14 @@ class Archiver:
         so a partition often gets nothing for a second or two, and an idle trigger would write
         every fetched chunk as a file of its own (~16k rows each, measured on a 2M-record
         backlog). Its size, span and memory triggers still apply.
+
+        One offset short is not behind: a transactional producer leaves a commit marker after
+        its last record, an offset no consumer ever receives as a record. (Misjudging a
+        partition as caught up only brings back the early flush; the other way round would
+        leave it unwritten.)
         """
         high, position = self.port.highwater(tp), self.positions.get(tp)
-        return high is not None and position is not None and position < high
+        return high is not None and position is not None and high - position > 1
 
     def _enqueue(self, tp: TopicPartition, buffer: PartitionBuffer, trigger: Trigger) -> None:
         if not len(buffer):

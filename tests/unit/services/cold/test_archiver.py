@@ -224,6 +224,16 @@ async def test_while_a_backlog_drains_an_idle_worker_writes_the_largest_quarter_
     assert port.commits == [(ENGINE, 30)]
 
 
+async def test_a_transaction_marker_after_the_last_record_does_not_keep_a_partition_behind(tmp_path):
+    arch, port, clock = _archiver(tmp_path)
+    await arch.assigned([ENGINE])
+    arch.add(ENGINE, _engine(10))  # offsets 0..9; offset 10 is a commit marker, never a record
+    port.highwaters[ENGINE] = 11
+    clock.now += 6.0
+    await _flush_due(arch)
+    assert port.commits == [(ENGINE, 10)]
+
+
 async def test_an_unknown_high_watermark_leaves_the_idle_trigger_as_it_is(tmp_path):
     arch, port, clock = _archiver(tmp_path)
     await arch.assigned([ENGINE])
