@@ -132,8 +132,9 @@ class PartitionBuffer:
         self.last_add_s = now_s
         return len(records)
 
-    def due(self, triggers: Triggers, now_s: float) -> Trigger | None:
-        """The first trigger that holds, or None (an empty buffer is never due)."""
+    def due(self, triggers: Triggers, now_s: float, caught_up: bool = True) -> Trigger | None:
+        """The first trigger that holds, or None (an empty buffer is never due; a partition not
+        `caught_up` with its broker is never idle, only waiting for the fetcher)."""
         r = self.records
         if not r.offsets:
             return None
@@ -143,9 +144,13 @@ class PartitionBuffer:
             return "bytes"
         if self.max_ts - self.min_ts >= triggers.span_ms:
             return "span"
-        if now_s - self.last_add_s >= triggers.idle_s:
+        if caught_up and now_s >= self.idle_at(triggers):
             return "idle"
         return None
+
+    def idle_at(self, triggers: Triggers) -> float:
+        """When (monotonic s) the buffer turns idle if nothing more is added."""
+        return self.last_add_s + triggers.idle_s
 
     def restore(self, records: Records) -> None:
         """Put back records taken by a flush that failed (they precede anything added since)."""

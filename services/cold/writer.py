@@ -174,9 +174,7 @@ class Archiver:
         if now < self._retry_at:
             return
         for tp, buffer in self.buffers.items():
-            trigger = buffer.due(self.triggers, now)
-            if trigger == "idle" and self._behind(tp):
-                continue  # quiet only because the fetcher has not come back to it yet
+            trigger = buffer.due(self.triggers, now, caught_up=not self._behind(tp))
             if trigger is not None:
                 self._enqueue(tp, buffer, trigger)
         if not self._queue:
@@ -205,10 +203,12 @@ class Archiver:
         The fetch loop waits no longer than this, so an idle partition is written at its
         deadline rather than up to a poll later. After a failed flush, not before the retry.
         """
-        last = [b.last_add_s for tp, b in self.buffers.items() if len(b) and not self._behind(tp)]
-        if not last:
+        buffers = self.buffers.items()
+        idle_at = [b.idle_at(self.triggers) for tp, b in buffers if len(b) and not self._behind(tp)]
+        if not idle_at:
             return None
-        return max(0.0, min(last) + self.triggers.idle_s - self.clock(), self._retry_at - self.clock())
+        now = self.clock()
+        return max(0.0, min(idle_at) - now, self._retry_at - now)
 
     def _catch_up(self) -> None:
         """With the worker idle, write the largest buffer of a partition still behind the broker
