@@ -191,11 +191,17 @@ class Archiver:
                 self._enqueue(tp, buffer, "memory")
         if self.buffered_bytes() > self.memory_budget:
             self._pause(set(self.buffers) - self.paused, "memory budget")
-        elif self.paused:
+        else:
+            self._resume_if_room()
+        self._gauges()
+
+    def _resume_if_room(self) -> None:
+        """Fetch the paused partitions again once under budget and no flush is failing (after a
+        failure, only when a retry has written: the disk may still be full)."""
+        if self.paused and not self._failures and self.buffered_bytes() <= self.memory_budget:
             self.port.resume(*self.paused)
             log.info("resumed fetching", extra={"partitions": len(self.paused)})
             self.paused.clear()
-        self._gauges()
 
     def idle_in_s(self) -> float | None:
         """Seconds until the soonest idle deadline of a buffered partition (0: due), None: none.
@@ -304,6 +310,7 @@ class Archiver:
         if recent is not None and result.identities is not None:
             recent.add(result.identities)  # only now: a failed flush archived nothing
         self._failures = 0
+        self._resume_if_room()
         log.debug(
             "flushed",
             extra={"topic": tp.topic, "partition": tp.partition, "trigger": job.trigger, "rows": result.rows,

@@ -247,6 +247,32 @@ def _no_space(*args, **kwargs):
     raise OSError(28, "No space left on device")
 
 
+async def test_fetching_stays_paused_through_a_failed_retry_resumes_once_one_writes(tmp_path, monkeypatch):
+    arch, port, clock = _archiver(tmp_path)
+    await arch.assigned([ENGINE, CHASSIS])
+    real = writer_mod.write_flush
+    failures = {"left": 2}
+    resumes: list[tuple[TopicPartition, ...]] = []
+    resume = port.resume
+    monkeypatch.setattr(port, "resume", lambda *tps: (resumes.append(tps), resume(*tps)))
+
+    def flaky(*args, **kwargs):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writer_mod, "write_flush", flaky)
+    arch.add(ENGINE, _engine(100))
+    await _flush_due(arch)  # fails: paused, retry in 1 s
+    clock.now += 1.5
+    await _flush_due(arch)  # the retry fails too: never resumed in between
+    assert resumes == [] and port.paused == {ENGINE, CHASSIS} and arch.metrics.flush_errors == 2
+    clock.now += 2.5
+    await _flush_due(arch)  # this one writes: fetching resumes
+    assert port.commits == [(ENGINE, 100)] and port.paused == set() and len(resumes) == 1
+
+
 async def test_a_failed_flush_on_revocation_drops_the_buffer(tmp_path, monkeypatch):
     arch, port, _ = _archiver(tmp_path)
     await arch.assigned([ENGINE])
