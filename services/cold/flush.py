@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+from array import array
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -35,7 +36,7 @@ import pyarrow.parquet as pq
 
 from schemas.catalog import SCHEMA_VERSION
 from services.cold import layout
-from services.cold.buffer import Records
+from services.cold.buffer import NO_RECEIVED, Records
 from services.cold.decode import FILE_SCHEMAS, MS_UTC, REJECT_SCHEMA, decode_values
 from services.cold.dedup import DUPLICATE, IDENTITY, RecentFrames
 from services.cold.rollup import with_rollup
@@ -78,11 +79,26 @@ def warm_up(kinds: Iterable[str], options: ParquetOptions) -> None:
     codec. The writer runs this while it joins its group, time it spends waiting anyway.
     """
     nowhere = Path(os.devnull)
+    value = json.dumps({"vin": "WARMUP", "ts": 0, "seq": 1, "schema_version": SCHEMA_VERSION}).encode()
     for kind in kinds:
-        value = json.dumps({"vin": "WARMUP", "ts": 0, "seq": 1, "schema_version": SCHEMA_VERSION}).encode()
-        records = Records(offsets=[0], values=[value], keys=[None], timestamps=[0], received=[0])
+        records = Records()
+        records.append([_WarmUpRecord(value)])
         for part in build_parts(nowhere, "warm-up", 0, kind, records).parts:
             options.write_to(part.table, io.BytesIO())
+
+
+@dataclasses.dataclass(frozen=True)
+class _WarmUpRecord:
+    value: bytes
+    offset: int = 0
+    key: bytes | None = None
+    timestamp: int = 0
+    headers: tuple[tuple[str, bytes], ...] = (("received_ms", b"0"),)
+
+
+def int64_column(values: array[int]) -> pa.Array:
+    """An int64 Arrow array of an `array("q")` column (one copy, no Python int per element)."""
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values.tobytes())])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,10 +154,11 @@ def build_parts(
 ) -> Built:
     """Decode and split a partition's records into per-hour tables with their final paths."""
     n = len(records)
-    offsets = pa.array(records.offsets, pa.int64())
-    received = pa.array(records.received, pa.int64()).cast(MS_UTC)
+    offsets = int64_column(records.offsets)
+    received = int64_column(records.received)
+    received = pc.if_else(pc.equal(received, NO_RECEIVED), pa.scalar(None, pa.int64()), received).cast(MS_UTC)
     parts_col = pa.repeat(pa.scalar(partition, pa.int32()), n)
-    table, kept, rejects = decode_values(kind, records.values)
+    table, kept, rejects = decode_values(kind, records.lines())
     duplicates = 0
     identities: pa.Table | None = None
     if recent is not None and kind != ALERTS_KIND:  # alerts are idempotent by (alert_id, status)
@@ -190,14 +207,16 @@ def _reject_parts(
 ) -> list[Part]:
     idx = [i for i, _ in rejects]
     stamps = [records.timestamps[i] if records.timestamps[i] >= 0 else None for i in idx]
+    received = [records.received[i] for i in idx]
+    keys, values = records.keys(), records.lines()
     table = pa.Table.from_pydict(
         {
             "kafka_partition": [partition] * len(idx),
             "kafka_offset": [records.offsets[i] for i in idx],
-            "received_at": [records.received[i] for i in idx],
+            "received_at": [None if r == NO_RECEIVED else r for r in received],
             "kafka_timestamp": stamps,
-            "key": [records.keys[i] for i in idx],
-            "value": [records.values[i] for i in idx],
+            "key": [keys[i] for i in idx],
+            "value": [values[i] for i in idx],
             "error": [reason for _, reason in rejects],
         },
         schema=REJECT_SCHEMA,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from services.cold.buffer import RECORD_OVERHEAD, PartitionBuffer, Triggers, received_ms
+from services.cold.buffer import NO_RECEIVED, RECORD_OVERHEAD, PartitionBuffer, Records, Triggers, received_ms
 from tests.unit.services.cold.support import Rec
 
 TRIGGERS = Triggers(rows=100, bytes=100_000, span_ms=60_000, idle_s=5.0)
@@ -31,9 +31,9 @@ def test_rows_trigger():
     assert buffer.due(TRIGGERS, 0.0) == "rows"
 
 
-def test_bytes_trigger_counts_values_and_per_record_overhead():
+def test_bytes_trigger_counts_values_keys_and_per_record_overhead():
     buffer = PartitionBuffer("t", 0, "engine")
-    size = 100_000 // 2 - RECORD_OVERHEAD
+    size = 100_000 // 2 - RECORD_OVERHEAD - len(b"k")
     buffer.add(_recs(1, size=size), now_s=0.0)
     assert buffer.due(TRIGGERS, 0.0) is None
     buffer.add(_recs(1, first=1, size=size), now_s=0.0)
@@ -72,18 +72,45 @@ def test_take_empties_and_restore_puts_back_in_front():
     assert len(buffer) == 0 and len(taken) == 3
     buffer.add(_recs(2, first=3), now_s=0.0)
     buffer.restore(taken)
-    assert buffer.records.offsets == [0, 1, 2, 3, 4]
-    assert buffer.records.value_bytes == 50
+    r = buffer.records
+    assert list(r.offsets) == [0, 1, 2, 3, 4] and len(r.lines()) == 5
+    assert (r.value_bytes, r.key_bytes, r.nbytes) == (50, 5, 55 + 5 * RECORD_OVERHEAD)
 
 
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
         ((("mqtt_topic", b"fleet/x/engine"), ("received_ms", b"1795000000123")), 1_795_000_000_123),
-        ((("mqtt_topic", b"x"),), None),
-        ((("received_ms", b"soon"),), None),
-        ((), None),
+        ((("mqtt_topic", b"x"),), NO_RECEIVED),
+        ((("received_ms", b"soon"),), NO_RECEIVED),
+        ((), NO_RECEIVED),
     ],
 )
 def test_received_ms_header(headers, expected):
     assert received_ms(headers) == expected
+
+
+def test_records_keep_values_keys_and_columns_without_a_python_object_per_record():
+    recs = [
+        Rec(7, b'{"a":1}', b"VIN1", 100, (("received_ms", b"5"),)),
+        Rec(8, None, None, 90),  # a tombstone without key or header
+        Rec(9, b"", b"", 110, (("received_ms", b"x"),)),
+    ]
+    records = Records()
+    assert records.append(recs) == (90, 110)
+    assert list(records.lines()) == [b'{"a":1}', b"", b""]
+    assert records.lines().data == b'{"a":1}\n\n\n'
+    assert records.keys() == [b"VIN1", None, b""]
+    assert list(records.received) == [5, NO_RECEIVED, NO_RECEIVED]
+    assert list(records.timestamps) == [100, 90, 110]
+    assert records.nbytes == 7 + 4 + 3 * RECORD_OVERHEAD
+
+
+def test_the_garbage_collector_walks_a_reference_per_add_not_per_record():
+    import gc
+
+    records = Records()
+    for first in range(0, 10_000, 1_000):
+        records.append(_recs(1_000, first=first))
+    walked = sum(len(gc.get_referents(v)) for v in vars(records).values())
+    assert len(records) == 10_000 and walked <= 2 * 10 + 10

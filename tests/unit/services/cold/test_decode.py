@@ -5,7 +5,7 @@ import json
 import pyarrow as pa
 
 from schemas.arrow import SCHEMAS
-from services.cold.decode import FILE_SCHEMAS, decode_values
+from services.cold.decode import FILE_SCHEMAS, Lines, decode_values
 from services.hot.alerts import Alert, alert_id
 from tests.unit.services.cold.support import frames
 
@@ -47,6 +47,18 @@ def test_bad_values_are_rejects_and_the_rest_keep_their_positions():
     assert all(reason for _, reason in rejects)
     assert table.num_rows == 35
     assert table.column("seq").to_pylist() == [json.loads(items[i])["seq"] for i in kept]
+
+
+def test_lines_decode_as_the_list_of_their_values_do():
+    items = [p for _, _, p in frames("chassis", 30)]
+    pretty = json.dumps(json.loads(items[5]), indent=2).encode()  # a value spanning lines
+    values = [*items[:5], pretty, b"not json", b"", *items[6:]]
+    lines = Lines.of(values)
+    assert list(lines) == values and lines[5] == pretty and lines[2:4] == values[2:4]
+    assert lines.span(6, 8) == b"not json\n\n"
+    from_lines, from_list = decode_values("chassis", lines), decode_values("chassis", values)
+    assert from_lines[0].equals(from_list[0]) and from_lines[1:] == from_list[1:]
+    assert [i for i, _ in from_lines[2]] == [6, 7] and len(from_lines[1]) == 30
 
 
 def test_values_the_reference_validator_accepts_are_kept():
