@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from schemas.catalog import SCHEMA_VERSION
 from services.cold import layout
 from services.cold.buffer import NO_RECEIVED, Records
-from services.cold.decode import FILE_SCHEMAS, MS_UTC, REJECT_SCHEMA, decode_values
+from services.cold.decode import FILE_SCHEMAS, MS_UTC, REJECT_SCHEMA, Lines, decode_values
 from services.cold.dedup import DUPLICATE, IDENTITY, RecentFrames
 from services.cold.rollup import with_rollup
 from services.cold.settings import ALERTS_KIND, ZSTD_LEVEL
@@ -158,7 +158,8 @@ def build_parts(
     received = int64_column(records.received)
     received = pc.if_else(pc.equal(received, NO_RECEIVED), pa.scalar(None, pa.int64()), received).cast(MS_UTC)
     parts_col = pa.repeat(pa.scalar(partition, pa.int32()), n)
-    table, kept, rejects = decode_values(kind, records.lines())
+    lines = records.lines()
+    table, kept, rejects = decode_values(kind, lines)
     duplicates = 0
     identities: pa.Table | None = None
     if recent is not None and kind != ALERTS_KIND:  # alerts are idempotent by (alert_id, status)
@@ -180,7 +181,7 @@ def build_parts(
         rows = rows.sort_by([("vin", "ascending"), ("ts", "ascending")])
         out.append(_part(root, topic, partition, kind, hour, rows, rejects=False))
     if rejects:
-        out += _reject_parts(root, topic, partition, kind, records, rejects)
+        out += _reject_parts(root, topic, partition, kind, records, lines, rejects)
     return Built(out, duplicates, identities)
 
 
@@ -203,12 +204,19 @@ def _part(
 
 
 def _reject_parts(
-    root: Path, topic: str, partition: int, kind: str, records: Records, rejects: list[tuple[int, str]]
+    root: Path,
+    topic: str,
+    partition: int,
+    kind: str,
+    records: Records,
+    values: Lines,
+    rejects: list[tuple[int, str]],
 ) -> list[Part]:
+    """The rejected records as they came (value and key bytes untouched), by hour of their Kafka time."""
     idx = [i for i, _ in rejects]
     stamps = [records.timestamps[i] if records.timestamps[i] >= 0 else None for i in idx]
     received = [records.received[i] for i in idx]
-    keys, values = records.keys(), records.lines()
+    keys = records.keys()
     table = pa.Table.from_pydict(
         {
             "kafka_partition": [partition] * len(idx),

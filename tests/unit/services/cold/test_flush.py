@@ -281,3 +281,22 @@ def test_warm_up_takes_every_configured_kind_through_a_flush_and_writes_nothing(
     assert len(written) >= len(set(settings.kinds.values()))
     assert all(pq.read_metadata(pa.BufferReader(data)).num_rows == 1 for data in written)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rejects_keep_their_value_and_key_bytes_as_consumed(tmp_path):
+    from tests.unit.services.cold.support import Rec
+
+    items = _spread(6, hours=1)
+    recs = records(items, kafka_ts=BASE)
+    recs[1] = Rec(1, b'{"vin":\r\n broken', None, BASE + 1)  # no key, no received_ms header
+    recs[3] = Rec(3, None, b"VIN3", BASE + 3, (("received_ms", b"77"),))  # a tombstone
+    buffer = PartitionBuffer(TOPIC, 2, "engine")
+    buffer.add(recs, now_s=0.0)
+    result = write_flush(tmp_path, TOPIC, 2, "engine", buffer.take(), OPTIONS)
+    assert (result.rows, result.rejects) == (4, 2)
+    (rejects,) = [pq.read_table(p) for p in (tmp_path / "_rejects").rglob("*.parquet")]
+    assert rejects.column("kafka_offset").to_pylist() == [1, 3]
+    assert rejects.column("value").to_pylist() == [b'{"vin":\r\n broken', b""]
+    assert rejects.column("key").to_pylist() == [None, b"VIN3"]
+    assert [t and t.timestamp() for t in rejects.column("received_at").to_pylist()] == [None, 0.077]
+    assert lake_offsets(tmp_path, "engine", TOPIC, 2) == list(range(6))
