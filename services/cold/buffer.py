@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 from typing import Final, Literal, Protocol
 
-from services.cold.decode import Lines
+from services.cold.decode import MAX_TS_MS, Lines
 
 Trigger = Literal["rows", "bytes", "span", "idle", "catch-up", "memory", "revoke", "shutdown"]
 TRIGGERS: tuple[Trigger, ...] = ("rows", "bytes", "span", "idle", "catch-up", "memory", "revoke", "shutdown")
@@ -162,13 +162,15 @@ class Records:
 
 
 def received_ms(headers: Sequence[tuple[str, bytes]]) -> int:
-    """The bridge's `received_ms` header as an int, NO_RECEIVED when absent or not a number."""
+    """The bridge's `received_ms` header as an int; NO_RECEIVED when absent, not a number, or not
+    a time the lake can hold (1970..9999: another producer's header must not stop the writer)."""
     for key, value in headers:
         if key == "received_ms":
             try:
-                return int(value)
+                stamp = int(value)
             except (TypeError, ValueError):
                 return NO_RECEIVED
+            return stamp if 0 <= stamp <= MAX_TS_MS else NO_RECEIVED
     return NO_RECEIVED
 
 

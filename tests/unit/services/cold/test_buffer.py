@@ -83,6 +83,8 @@ def test_take_empties_and_restore_puts_back_in_front():
         ((("mqtt_topic", b"fleet/x/engine"), ("received_ms", b"1795000000123")), 1_795_000_000_123),
         ((("mqtt_topic", b"x"),), NO_RECEIVED),
         ((("received_ms", b"soon"),), NO_RECEIVED),
+        ((("received_ms", b"99999999999999999999"),), NO_RECEIVED),  # beyond int64: not a crash
+        ((("received_ms", b"-5"),), NO_RECEIVED),
         ((), NO_RECEIVED),
     ],
 )
@@ -114,3 +116,9 @@ def test_the_garbage_collector_walks_a_reference_per_add_not_per_record():
         records.append(_recs(1_000, first=first))
     walked = sum(len(gc.get_referents(v)) for v in vars(records).values())
     assert len(records) == 10_000 and walked <= 2 * 10 + 10
+
+
+def test_a_received_ms_header_beyond_int64_is_kept_as_missing():
+    buffer = PartitionBuffer("t", 0, "engine")
+    buffer.add([Rec(0, b"{}", b"k", 0, (("received_ms", b"1" * 30),))], now_s=0.0)
+    assert list(buffer.records.received) == [NO_RECEIVED]
