@@ -39,6 +39,19 @@ def _engine(n, first=0, sub="engine"):
     return records(frames(sub, n), first_offset=first)
 
 
+def _disk_full_for(monkeypatch, flushes: int) -> None:
+    """The next `flushes` flushes fail with ENOSPC; later ones write."""
+    real, left = writer_mod.write_flush, [flushes]
+
+    def flaky(*args, **kwargs):
+        if left[0]:
+            left[0] -= 1
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writer_mod, "write_flush", flaky)
+
+
 async def test_rows_trigger_flushes_writes_then_commits(tmp_path):
     arch, port, _ = _archiver(tmp_path)
     await arch.assigned([ENGINE])
@@ -151,16 +164,7 @@ async def test_two_owners_in_turn_write_each_offset_once(tmp_path):
 async def test_a_failed_flush_keeps_the_records_pauses_and_retries(tmp_path, monkeypatch):
     arch, port, clock = _archiver(tmp_path)
     await arch.assigned([ENGINE, CHASSIS])
-    real = writer_mod.write_flush
-    failures = {"left": 1}
-
-    def flaky(*args, **kwargs):
-        if failures["left"]:
-            failures["left"] -= 1
-            raise OSError(28, "No space left on device")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(writer_mod, "write_flush", flaky)
+    _disk_full_for(monkeypatch, 1)
     arch.add(ENGINE, _engine(100))
     await _flush_due(arch)
     assert port.commits == [] and port.paused == {ENGINE, CHASSIS}
@@ -250,19 +254,10 @@ def _no_space(*args, **kwargs):
 async def test_fetching_stays_paused_through_a_failed_retry_resumes_once_one_writes(tmp_path, monkeypatch):
     arch, port, clock = _archiver(tmp_path)
     await arch.assigned([ENGINE, CHASSIS])
-    real = writer_mod.write_flush
-    failures = {"left": 2}
     resumes: list[tuple[TopicPartition, ...]] = []
     resume = port.resume
     monkeypatch.setattr(port, "resume", lambda *tps: (resumes.append(tps), resume(*tps)))
-
-    def flaky(*args, **kwargs):
-        if failures["left"]:
-            failures["left"] -= 1
-            raise OSError(28, "No space left on device")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(writer_mod, "write_flush", flaky)
+    _disk_full_for(monkeypatch, 2)
     arch.add(ENGINE, _engine(100))
     await _flush_due(arch)  # fails: paused, retry in 1 s
     clock.now += 1.5
@@ -328,16 +323,7 @@ async def test_over_budget_with_flushes_in_flight_pauses_fetching_until_they_dra
 async def test_a_failed_flush_requeues_later_flushes_of_the_partition_behind_it(tmp_path, monkeypatch):
     arch, port, clock = _archiver(tmp_path)
     await arch.assigned([ENGINE])
-    real = writer_mod.write_flush
-    calls = {"n": 0}
-
-    def first_fails(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise OSError(28, "No space left on device")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(writer_mod, "write_flush", first_fails)
+    _disk_full_for(monkeypatch, 1)
     batch = _engine(250)
     arch.add(ENGINE, batch[:100])
     arch.flush_due()  # job 1: 0..99
